@@ -1,0 +1,72 @@
+"""The ``cohesiv`` command line: argparse subcommands, each thin (parse, build config, call a stage).
+
+Every subcommand lives in ``cohesiv/commands/<name>.py`` with ``HELP``, ``DESCRIPTION``,
+``add_arguments(parser)`` and ``run(args) -> int``; command modules import heavy libraries
+(torch, OpenCV) inside ``run`` so that ``cohesiv --help`` is instant.
+Errors the user can fix (:class:`cohesiv.errors.CohesivError`) are printed on one line and
+the exit status is 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from cohesiv import __version__
+from cohesiv.errors import CohesivError
+
+#: Subcommands in the order of the pipeline.
+COMMANDS = ("demo", "synth", "flow", "hands", "pseudolabel", "train", "calibrate", "predict", "eval")
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the top-level parser with every available subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="cohesiv",
+        description=(
+            "Segment hands and held objects from unlabeled video, without mask labels.\n"
+            "Pipeline: flow -> hands -> pseudolabel -> train -> calibrate -> predict / eval.\n"
+            "Run 'cohesiv demo' to see it end to end; 'cohesiv COMMAND --help' for details."
+        ),
+        formatter_class=_Formatter,
+    )
+    parser.add_argument("--version", action="version", version=f"cohesiv {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            mod = importlib.import_module(f"cohesiv.commands.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"cohesiv.commands.{name}":
+                continue  # not built yet
+            raise
+        p = sub.add_parser(
+            name, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP), formatter_class=_Formatter
+        )
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status (0 ok, 2 bad input, 130 interrupted)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "_run", None) is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except CohesivError as e:
+        print(f"cohesiv {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            f"cohesiv {args.command}: interrupted (finished work is kept; re-run to resume)", file=sys.stderr
+        )
+        return 130

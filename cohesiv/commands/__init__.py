@@ -1,0 +1,1 @@
+"""One module per ``cohesiv`` subcommand (see :mod:`cohesiv.cli`)."""
