@@ -1,0 +1,27 @@
+"""Responsibility maps (which hand moves each pixel) and the pseudo-label dataset built from them.
+
+Pure cores: :func:`fit_homography`, :func:`responsibility_maps`, :func:`averaged_responsibility`,
+:func:`person_mask`, :func:`object_mask`. I/O layer: :func:`write_dataset` (the
+``cohesiv pseudolabel`` command) and :func:`read_manifest`.
+"""
+
+from cohesiv.responsibility.homography import fit_homography, fit_homography_checked
+from cohesiv.responsibility.maps import (
+    averaged_responsibility,
+    fit_camera_homography,
+    homography_distances,
+    responsibility_maps,
+)
+from cohesiv.responsibility.masks import hull_mask, object_mask, person_mask
+
+__all__ = [
+    "averaged_responsibility",
+    "fit_camera_homography",
+    "fit_homography",
+    "fit_homography_checked",
+    "homography_distances",
+    "hull_mask",
+    "object_mask",
+    "person_mask",
+    "responsibility_maps",
+]

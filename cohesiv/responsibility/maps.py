@@ -1,0 +1,303 @@
+"""Responsibility maps [COHESIV Eq. 1-2]: which hand (or the background) explains each pixel's flow.
+
+For hand k with points P in frame t, a homography M_k is fitted from P to P + O(P) (O = flow
+from t to t+k, sampled bilinearly). Each pixel x gets distances
+
+- ``d_k(x) = ||x + O(x) - proj(M_k x~)||`` for every fitted hand,
+- ``d_BG(x) = ||O(x)||`` (``background="static"``, the paper's model) or
+  ``||x + O(x) - proj(M_cam x~)||`` (``background="homography"``: camera motion fitted robustly on
+  pixels away from the hands),
+
+and ``R = softmax(-d / t)`` over {background, hands} with temperature ``t`` (2 px by default).
+The maps of several frame offsets (±1, ±2, ±3 by default) are averaged.
+
+Conventions: flow ``(2, H, W)`` float32, pixels, channel 0 = dx (right), 1 = dy (down), from
+frame t to frame t+k (negative k: flow from t to t-|k|). Points ``(x, y)`` pixels with the
+origin at the centre of the top-left pixel. Responsibilities ``(N+1, H, W)`` float32, channel 0
+= background, channel k = hand k, summing to 1 over channels. Masks ``(H, W)`` {0, 1}.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from cohesiv._checks import check_shape
+from cohesiv.responsibility.homography import (
+    check_homography,
+    fit_homography_checked,
+    usable_point_pairs,
+)
+from cohesiv.responsibility.masks import hull_mask
+
+BACKGROUNDS = ("static", "homography")
+#: Distances are clamped to this many pixels (keeps softmax finite where a fit is wild).
+MAX_DISTANCE = 1e4
+#: Pixels sampled (at most) to fit the camera homography.
+CAMERA_SAMPLES = 4000
+#: Smallest number of background pixels for a camera fit.
+CAMERA_MIN_POINTS = 50
+
+
+def _pixel_grid(h: int, w: int, device=None) -> torch.Tensor:
+    ys, xs = torch.meshgrid(
+        torch.arange(h, dtype=torch.float32, device=device),
+        torch.arange(w, dtype=torch.float32, device=device),
+        indexing="ij",
+    )
+    return torch.stack([xs, ys])  # (2, H, W), x first
+
+
+def homography_distances(flow: torch.Tensor, homographies: torch.Tensor) -> torch.Tensor:
+    """Distance between where the flow sends each pixel and where each homography sends it.
+
+    Args:
+        flow: ``(2, H, W)`` float32 flow from frame t to frame t+k, pixels.
+        homographies: ``(K, 3, 3)`` homographies from frame t to frame t+k.
+
+    Returns:
+        ``(K, H, W)`` float32 ``||x + O(x) - proj(M_k x~)||``, clamped to ``[0, MAX_DISTANCE]``;
+        pixels that a homography sends to or behind the line at infinity get ``MAX_DISTANCE``.
+
+    Convention:
+        Pixel ``(row i, column j)`` has coordinates ``x = j, y = i`` (pixel centres).
+    """
+    check_shape(flow, "2,H,W", "flow")
+    check_shape(homographies, "K,3,3", "homographies")
+    _, h, w = flow.shape
+    grid = _pixel_grid(h, w, flow.device)
+    target = grid + flow  # (2, H, W)
+    m = homographies.to(flow.dtype)
+    hom = torch.einsum("kij,jhw->kihw", m[:, :, :2], grid) + m[:, :, 2, None, None]  # (K, 3, H, W)
+    wz = hom[:, 2]
+    ok = wz > 1e-8
+    proj = hom[:, :2] / torch.where(ok, wz, torch.ones_like(wz))[:, None]
+    d = (target[None] - proj).norm(dim=1)
+    d = torch.where(ok, d, torch.full_like(d, MAX_DISTANCE))
+    return torch.nan_to_num(d, nan=MAX_DISTANCE, posinf=MAX_DISTANCE).clamp_(0, MAX_DISTANCE)
+
+
+def fit_camera_homography(
+    flow: np.ndarray,
+    exclude: np.ndarray | None = None,
+    valid: np.ndarray | None = None,
+    method: str = "magsac",
+    threshold: float = 1.0,
+    max_points: int = CAMERA_SAMPLES,
+) -> tuple[np.ndarray | None, str | None]:
+    """Fit the camera's motion as one homography on pixels away from the hands.
+
+    Args:
+        flow: ``(2, H, W)`` float32 flow from frame t to frame t+k.
+        exclude: optional ``(H, W)`` {0, 1} mask of pixels not to use (dilated hand regions).
+        valid: optional ``(H, W)`` {0, 1} forward–backward validity; invalid pixels are not used.
+        method: ``"magsac"`` or ``"dlt"`` (see :func:`fit_homography_checked`).
+        threshold: MAGSAC inlier threshold, pixels.
+        max_points: pixels sampled on a regular grid (at most).
+
+    Returns:
+        ``(M (3, 3) float64, None)`` or ``(None, reason)``.
+    """
+    check_shape(flow, "2,H,W", "flow")
+    _, h, w = flow.shape
+    step = max(1, int(np.sqrt(h * w / max_points)))
+    ys, xs = np.mgrid[step // 2 : h : step, step // 2 : w : step]
+    keep = np.ones(ys.shape, bool)
+    if exclude is not None:
+        keep &= np.asarray(exclude)[ys, xs] == 0
+    if valid is not None:
+        keep &= np.asarray(valid)[ys, xs] != 0
+    xs, ys = xs[keep], ys[keep]
+    if len(xs) < CAMERA_MIN_POINTS:
+        return None, "too_few_points"
+    src = np.stack([xs, ys], 1).astype(np.float64)
+    dst = src + flow[:, ys, xs].T.astype(np.float64)
+    m, reason = fit_homography_checked(src, dst, method=method, threshold=threshold)
+    if m is None:
+        return None, reason
+    return m, check_homography(m, src)
+
+
+def responsibility_maps(
+    flow: np.ndarray | torch.Tensor,
+    hand_points: Sequence[np.ndarray],
+    temperature: float = 2.0,
+    background: str = "static",
+    valid: np.ndarray | None = None,
+    method: str = "magsac",
+    threshold: float = 1.5,
+    hand_regions: np.ndarray | None = None,
+) -> tuple[np.ndarray, dict]:
+    """Responsibility of each hand and of the background for every pixel's flow (one offset).
+
+    Args:
+        flow: ``(2, H, W)`` float32 flow from frame t to frame t+k (pixels).
+        hand_points: N arrays ``(N_k, 2)`` of ``(x, y)`` hand points in frame t.
+        temperature: softmax temperature ``t`` in pixels (2 in [C]).
+        background: ``"static"`` (``d_BG = ||O(x)||``, [C]) or ``"homography"`` (camera motion
+            fitted with MAGSAC on pixels outside ``hand_regions``; falls back to static,
+            counted as ``info["camera_fallback"]``, when that fit fails).
+        valid: optional ``(H, W)`` {0, 1} forward–backward validity of ``flow``: points on
+            invalid pixels are not used for fitting. The maps are computed everywhere.
+        method: homography fit, ``"magsac"`` (default) or ``"dlt"``.
+        threshold: MAGSAC inlier threshold for the hand fits, pixels.
+        hand_regions: ``(H, W)`` {0, 1} pixels excluded from the camera fit; by default the
+            convex hulls of the hand points, dilated (see :func:`hull_mask`).
+
+    Returns:
+        ``(R, info)``: ``R`` ``(N+1, H, W)`` float32, channel 0 background, channel k hand k,
+        summing to 1; a hand whose fit is refused gets an all-zero channel. ``info`` holds
+        ``"fitted"`` (list of bool per hand), ``"reasons"`` (None or the drop reason per hand),
+        ``"dropped"`` (``{reason: count}``), ``"homographies"`` (``(3, 3)`` or None per hand),
+        ``"camera"`` (camera homography or None) and ``"camera_fallback"`` (bool).
+
+    Raises:
+        ValueError: bad shapes, ``temperature <= 0`` or unknown ``background``/``method``.
+    """
+    if background not in BACKGROUNDS:
+        raise ValueError(f"background must be one of {BACKGROUNDS}, got {background!r}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    flow_np = flow.detach().cpu().numpy() if isinstance(flow, torch.Tensor) else np.asarray(flow)
+    flow_np = flow_np.astype(np.float32, copy=False)
+    sizes = check_shape(flow_np, "2,H,W", "flow")
+    h, w = sizes["H"], sizes["W"]
+    if valid is not None:
+        check_shape(valid, f"{h},{w}", "valid")
+
+    homs: list[np.ndarray | None] = []
+    reasons: list[str | None] = []
+    for pts in hand_points:
+        src, dst = usable_point_pairs(pts, flow_np, valid)
+        m, reason = fit_homography_checked(src, dst, method=method, threshold=threshold)
+        homs.append(m)
+        reasons.append(reason)
+
+    camera, camera_fallback = None, False
+    if background == "homography":
+        if hand_regions is None:
+            hand_regions = hull_mask(hand_points, (w, h))
+        camera, _ = fit_camera_homography(flow_np, hand_regions, valid, method=method)
+        camera_fallback = camera is None
+
+    flow_t = torch.from_numpy(flow_np)
+    fitted = [m is not None for m in homs]
+    mats = [camera] if camera is not None else []
+    mats += [m for m in homs if m is not None]
+    if mats:
+        d_fit = homography_distances(flow_t, torch.from_numpy(np.stack(mats)).float())
+    else:
+        d_fit = torch.zeros((0, h, w))
+    if camera is not None:
+        d_bg, d_hands = d_fit[:1], d_fit[1:]
+    else:
+        d_bg, d_hands = flow_t.norm(dim=0, keepdim=True).clamp_(0, MAX_DISTANCE), d_fit
+    probs = torch.softmax(-torch.cat([d_bg, d_hands]) / temperature, dim=0)
+    r = torch.zeros((len(hand_points) + 1, h, w), dtype=torch.float32)
+    r[0] = probs[0]
+    idx = [k + 1 for k, f in enumerate(fitted) if f]
+    if idx:
+        r[idx] = probs[1:]
+    info = {
+        "fitted": fitted,
+        "reasons": reasons,
+        "dropped": dict(Counter(x for x in reasons if x is not None)),
+        "homographies": homs,
+        "camera": camera,
+        "camera_fallback": camera_fallback,
+    }
+    return r.numpy(), info
+
+
+def averaged_responsibility(
+    flows: Mapping[int, np.ndarray],
+    hand_points: Sequence[np.ndarray],
+    valids: Mapping[int, np.ndarray] | None = None,
+    temperature: float = 2.0,
+    background: str = "static",
+    method: str = "magsac",
+    threshold: float = 1.5,
+    hand_regions: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Responsibility maps averaged over frame offsets ([C]: ±1, ±2, ±3).
+
+    Frames near the ends of a clip pass only the offsets they have. Averaging is per pixel,
+    weighted by forward–backward validity: ``R(x) = sum_o v_o(x) R_o(x) / sum_o v_o(x)``,
+    with the plain mean where no offset is valid (and everywhere when ``valids`` is None, which
+    is exactly [C]). A hand whose fit is refused at an offset contributes an all-zero channel
+    for that offset (its mass goes to the background and the other hands), so every map still
+    sums to 1.
+
+    Args:
+        flows: offset k -> ``(2, H, W)`` float32 flow from frame t to frame t+k.
+        hand_points: N arrays ``(N_k, 2)`` of ``(x, y)`` hand points in frame t.
+        valids: optional offset k -> ``(H, W)`` {0, 1} forward–backward validity of ``flows[k]``.
+        temperature: softmax temperature, pixels.
+        background: ``"static"`` or ``"homography"`` (see :func:`responsibility_maps`).
+        method: homography fit, ``"magsac"`` or ``"dlt"``.
+        threshold: MAGSAC inlier threshold, pixels.
+        hand_regions: see :func:`responsibility_maps`.
+
+    Returns:
+        ``(R, valid, info)``: ``R`` ``(N+1, H, W)`` float32 summing to 1 over channels;
+        ``valid`` ``(H, W)`` uint8, 1 where the pixel's flow is forward–backward consistent in at
+        least half of the offsets (all ones when ``valids`` is None); ``info`` with
+        ``"offsets"`` (offsets used), ``"fitted_offsets"`` (per hand, the offsets at which it
+        was fitted), ``"dropped"`` (``{reason: count}`` over hands x offsets),
+        ``"camera_fallbacks"`` (offsets where the camera fit fell back to static).
+
+    Raises:
+        ValueError: no flows, or bad shapes.
+    """
+    if not flows:
+        raise ValueError("averaged_responsibility needs at least one offset's flow")
+    offsets = sorted(flows)
+    h, w = np.asarray(flows[offsets[0]]).shape[-2:]
+    if hand_regions is None and background == "homography":
+        hand_regions = hull_mask(hand_points, (w, h))
+    acc = np.zeros((len(hand_points) + 1, h, w), np.float32)
+    plain = np.zeros_like(acc)
+    wsum = np.zeros((h, w), np.float32)
+    fitted_offsets: list[list[int]] = [[] for _ in hand_points]
+    dropped: Counter = Counter()
+    fallbacks = []
+    for k in offsets:
+        v = None if valids is None else np.asarray(valids[k])
+        r, info = responsibility_maps(
+            flows[k],
+            hand_points,
+            temperature=temperature,
+            background=background,
+            valid=v,
+            method=method,
+            threshold=threshold,
+            hand_regions=hand_regions,
+        )
+        plain += r
+        if v is not None:
+            vf = (v != 0).astype(np.float32)
+            acc += r * vf
+            wsum += vf
+        for j, f in enumerate(info["fitted"]):
+            if f:
+                fitted_offsets[j].append(k)
+        dropped.update(info["dropped"])
+        if info["camera_fallback"]:
+            fallbacks.append(k)
+    plain /= len(offsets)
+    if valids is None:
+        r_out, valid_out = plain, np.ones((h, w), np.uint8)
+    else:
+        has = wsum > 0
+        r_out = np.where(has[None], acc / np.maximum(wsum, 1e-12)[None], plain)
+        valid_out = (2 * wsum >= len(offsets)).astype(np.uint8)
+    info = {
+        "offsets": offsets,
+        "fitted_offsets": fitted_offsets,
+        "dropped": dict(dropped),
+        "camera_fallbacks": fallbacks,
+    }
+    return r_out.astype(np.float32), valid_out, info

@@ -1,0 +1,47 @@
+"""Synthetic scenes with exact flows: a square hand (and a held object) moving by a known homography."""
+
+from __future__ import annotations
+
+import numpy as np
+
+W, H = 96, 72
+HAND = (24, 20, 44, 40)  # x1, y1, x2, y2 (exclusive ends) of the hand square
+OBJECT = (44, 24, 58, 36)  # a held object right of the hand
+
+
+def homography(tx=8.0, ty=4.0, angle_deg=3.0, centre=(34.0, 30.0), scale=1.0) -> np.ndarray:
+    """Rotation + scale about ``centre`` followed by a translation."""
+    a = np.deg2rad(angle_deg)
+    c, s = scale * np.cos(a), scale * np.sin(a)
+    cx, cy = centre
+    rot = np.array([[c, -s, cx - c * cx + s * cy], [s, c, cy - s * cx - c * cy], [0, 0, 1.0]])
+    return np.array([[1, 0, tx], [0, 1, ty], [0, 0, 1.0]]) @ rot
+
+
+def region_mask(box, w=W, h=H) -> np.ndarray:
+    m = np.zeros((h, w), bool)
+    x1, y1, x2, y2 = box
+    m[y1:y2, x1:x2] = True
+    return m
+
+
+def flow_of(m: np.ndarray, mask: np.ndarray, base: np.ndarray | None = None, w=W, h=H) -> np.ndarray:
+    """(2, H, W) flow: pixels in ``mask`` move by ``m``; others by ``base`` (None = static)."""
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    pts = np.stack([xs, ys, np.ones_like(xs)])
+
+    def motion(mat):
+        q = np.einsum("ij,jhw->ihw", mat, pts)
+        return q[:2] / q[2:] - pts[:2]
+
+    bg = np.zeros((2, h, w)) if base is None else motion(base)
+    fg = motion(m)
+    return np.where(mask[None], fg, bg).astype(np.float32)
+
+
+def hand_points(box=HAND, n=5) -> np.ndarray:
+    x1, y1, x2, y2 = box
+    xs = np.linspace(x1 + 1, x2 - 2, n)
+    ys = np.linspace(y1 + 1, y2 - 2, n)
+    gx, gy = np.meshgrid(xs, ys)
+    return np.stack([gx.ravel(), gy.ravel()], 1).astype(np.float32)

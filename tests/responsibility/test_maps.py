@@ -1,0 +1,199 @@
+import numpy as np
+import pytest
+import torch
+from _resp_scene import HAND, OBJECT, H, W, flow_of, hand_points, homography, region_mask
+
+from cohesiv.responsibility import (
+    averaged_responsibility,
+    fit_homography,
+    fit_homography_checked,
+    homography_distances,
+    responsibility_maps,
+)
+
+
+def _moving_hand_scene(m=None):
+    m = homography() if m is None else m
+    hand, obj = region_mask(HAND), region_mask(OBJECT)
+    return flow_of(m, hand | obj), hand, obj
+
+
+@pytest.mark.parametrize("method", ["magsac", "dlt"])
+def test_fit_homography_recovers_known_homography(method):
+    m = homography(tx=3, ty=-2, angle_deg=5, scale=1.05)
+    src = hand_points()
+    q = np.c_[src, np.ones(len(src))] @ m.T
+    dst = q[:, :2] / q[:, 2:]
+    est = fit_homography(src, dst, method=method)
+    assert est is not None
+    np.testing.assert_allclose(est, m, atol=1e-3)
+
+
+def test_fit_homography_refuses_degenerate_inputs():
+    src = hand_points()
+    assert fit_homography_checked(src[:3], src[:3] + 1)[1] == "too_few_points"
+    line = np.stack([np.arange(10.0), 2 * np.arange(10.0) + 1], 1)
+    assert fit_homography_checked(line, line + 1) == (None, "collinear")
+    # a fit that squashes the hand to a tenth of its area is refused as distorting
+    c = src.mean(0)
+    assert fit_homography_checked(src, c + (src - c) * 0.3, method="dlt") == (None, "distorting")
+    with pytest.raises(ValueError, match="method"):
+        fit_homography(src, src, method="ransac9")
+
+
+def test_homography_distances_identity_is_flow_magnitude_and_exact_fit_is_zero():
+    m = homography()
+    flow, hand, _ = _moving_hand_scene(m)
+    d = homography_distances(torch.from_numpy(flow), torch.from_numpy(np.stack([np.eye(3), m])).float())
+    np.testing.assert_allclose(d[0].numpy(), np.linalg.norm(flow, axis=0), atol=1e-4)
+    assert d[1].numpy()[hand].max() < 1e-3
+    assert d.shape == (2, H, W)
+
+
+def test_hand_and_held_object_get_the_hand_static_background_gets_background():
+    flow, hand, obj = _moving_hand_scene()
+    r, info = responsibility_maps(flow, [hand_points()], temperature=2.0)
+    assert r.shape == (2, H, W) and r.dtype == np.float32
+    np.testing.assert_allclose(r.sum(0), 1.0, atol=1e-5)
+    assert info["fitted"] == [True] and info["dropped"] == {}
+    assert r[1][hand].mean() > 0.98 and r[1][hand].min() > 0.95
+    assert r[1][obj].mean() > 0.98  # the held object moves with the hand: the hand's responsibility
+    rest = ~(hand | obj)
+    assert r[1][rest].mean() < 0.02 and r[0][rest].min() > 0.5
+
+
+def test_two_hands_split_responsibility_and_sum_to_one():
+    m1 = homography(tx=8, ty=4)
+    box2 = (60, 44, 80, 64)
+    m2 = homography(tx=-8, ty=7, angle_deg=-4, centre=(70, 54))
+    h1, h2 = region_mask(HAND), region_mask(box2)
+    flow = flow_of(m1, h1)
+    flow = np.where(h2[None], flow_of(m2, h2), flow)
+    r, info = responsibility_maps(flow, [hand_points(), hand_points(box2)])
+    np.testing.assert_allclose(r.sum(0), 1.0, atol=1e-5)
+    assert r[1][h1].mean() > 0.98 and r[2][h1].mean() < 0.02
+    assert r[2][h2].mean() > 0.98 and r[1][h2].mean() < 0.02
+    assert (r >= 0).all() and (r <= 1).all()
+
+
+def test_collinear_hand_is_dropped_and_counted_not_a_crash():
+    flow, hand, _ = _moving_hand_scene()
+    line = np.stack([np.linspace(25, 40, 8), np.linspace(22, 37, 8)], 1)
+    r, info = responsibility_maps(flow, [line, hand_points()])
+    assert info["fitted"] == [False, True]
+    assert info["dropped"] == {"collinear": 1}
+    assert info["reasons"][0] == "collinear"
+    assert np.all(r[1] == 0)
+    np.testing.assert_allclose(r.sum(0), 1.0, atol=1e-5)
+    assert r[2][hand].mean() > 0.98
+
+
+def test_all_hands_dropped_gives_background_everywhere():
+    flow, _, _ = _moving_hand_scene()
+    outside = np.array([[-5.0, -5], [-3, -9], [-8, -2], [-1, -1]])
+    r, info = responsibility_maps(flow, [outside])
+    assert info["dropped"] == {"too_few_points": 1}
+    np.testing.assert_array_equal(r[0], 1.0)
+    np.testing.assert_array_equal(r[1], 0.0)
+
+
+def test_invalid_pixels_are_not_used_for_fitting():
+    flow, hand, _ = _moving_hand_scene()
+    bad = flow.copy()
+    bad[:, 20:30, 24:44] += 15.0  # upper half of the hand: corrupted flow ...
+    valid = np.ones((H, W), np.uint8)
+    valid[19:31, :] = 0  # ... marked invalid by the forward-backward check
+    r_dlt_all, _ = responsibility_maps(bad, [hand_points()], method="dlt")
+    r_dlt_valid, _ = responsibility_maps(bad, [hand_points()], method="dlt", valid=valid)
+    lower = hand & (np.arange(H)[:, None] >= 31)
+    assert r_dlt_valid[1][lower].mean() > 0.98
+    assert r_dlt_all[1][lower].mean() < r_dlt_valid[1][lower].mean() - 0.1
+
+
+def test_homography_background_follows_a_moving_camera():
+    cam = homography(tx=5, ty=-3, angle_deg=1, centre=(48, 36))
+    hand_m = homography(tx=14, ty=-5, angle_deg=-3)  # moves like the camera, only faster
+    hand = region_mask(HAND)
+    flow = flow_of(hand_m, hand, base=cam)
+    r_static, _ = responsibility_maps(flow, [hand_points()], background="static")
+    r_cam, info = responsibility_maps(flow, [hand_points()], background="homography")
+    assert info["camera"] is not None and not info["camera_fallback"]
+    rest = ~hand
+    assert r_cam[0][rest].mean() > 0.98 and r_cam[1][hand].mean() > 0.98
+    # the paper's static model takes part of the camera's motion for the hand's
+    assert r_static[1][rest].mean() > 0.1
+
+
+def test_constant_flow_offset_does_not_change_homography_background_maps():
+    # A constant (dx, dy) added everywhere composes every motion with the same translation:
+    # all distances, hence the maps, are unchanged with background=homography.
+    # (With the static background it does not hold: d_BG = |O| changes.)
+    cam = homography(tx=2, ty=1, angle_deg=0.5, centre=(48, 36))
+    flow = flow_of(homography(), region_mask(HAND), base=cam)
+    r0, _ = responsibility_maps(flow, [hand_points()], background="homography")
+    r1, _ = responsibility_maps(
+        flow + np.array([3.0, -7.0], np.float32)[:, None, None], [hand_points()], background="homography"
+    )
+    np.testing.assert_allclose(r1, r0, atol=2e-3)
+
+
+@pytest.mark.parametrize("shift", [(5, 3), (-4, 2), (0, -6)])
+def test_integer_shift_of_content_and_points_shifts_the_maps(shift):
+    sx, sy = shift
+    flow, _, _ = _moving_hand_scene()
+    pts = hand_points()
+    r0, _ = responsibility_maps(flow, [pts])
+    shifted = np.zeros_like(flow)
+    # content moved by (sx, sy); uncovered border is static (zero flow)
+    ys = slice(max(sy, 0), H + min(sy, 0))
+    xs = slice(max(sx, 0), W + min(sx, 0))
+    ys0 = slice(max(-sy, 0), H + min(-sy, 0))
+    xs0 = slice(max(-sx, 0), W + min(-sx, 0))
+    shifted[:, ys, xs] = flow[:, ys0, xs0]
+    r1, _ = responsibility_maps(shifted, [pts + np.array([sx, sy], np.float32)])
+    np.testing.assert_allclose(r1[:, ys, xs], r0[:, ys0, xs0], atol=1e-3)
+
+
+def test_averaged_over_offsets_uses_the_offsets_given_and_sums_to_one():
+    flows = {}
+    for k in (-2, -1, 1, 2, 3):
+        m = homography(tx=4.0 * k, ty=2.0 * k, angle_deg=1.0 * k)
+        flows[k] = flow_of(m, region_mask(HAND) | region_mask(OBJECT))
+    r, valid, info = averaged_responsibility(flows, [hand_points()])
+    assert info["offsets"] == [-2, -1, 1, 2, 3]
+    assert info["fitted_offsets"] == [[-2, -1, 1, 2, 3]]
+    np.testing.assert_allclose(r.sum(0), 1.0, atol=1e-5)
+    assert valid.dtype == np.uint8 and valid.all()
+    hand = region_mask(HAND)
+    assert r[1][hand].mean() > 0.95
+
+
+def test_averaging_is_weighted_by_validity():
+    hand = region_mask(HAND)
+    good = flow_of(homography(tx=8, ty=4), hand)
+    bad = np.zeros_like(good)  # at offset 2 the hand's flow failed (looks static) ...
+    v_bad = np.where(hand, 0, 1).astype(np.uint8)  # ... and fwd-bwd says so
+    v_good = np.ones((H, W), np.uint8)
+    pts = hand_points()
+    # the hand's fit at offset 2 uses no valid point -> dropped there; its pixels come from offset 1
+    r, valid, info = averaged_responsibility({1: good, 2: bad}, [pts], valids={1: v_good, 2: v_bad})
+    assert info["fitted_offsets"] == [[1]] and info["dropped"] == {"too_few_points": 1}
+    assert r[1][hand].mean() > 0.98
+    assert valid[hand].all()  # valid in 1 of 2 offsets = half: kept as valid
+    r_plain, valid_plain, info_plain = averaged_responsibility({1: good, 2: bad}, [pts])
+    # without validity the failed offset is averaged in: hand ~ (0.99 + 0.5) / 2
+    assert info_plain["fitted_offsets"] == [[1, 2]]
+    assert 0.7 < r_plain[1][hand].mean() < 0.8
+    assert valid_plain.all()
+
+
+def test_bad_arguments_raise():
+    flow, _, _ = _moving_hand_scene()
+    with pytest.raises(ValueError, match="background"):
+        responsibility_maps(flow, [hand_points()], background="moving")
+    with pytest.raises(ValueError, match="temperature"):
+        responsibility_maps(flow, [hand_points()], temperature=0)
+    with pytest.raises(ValueError, match=r"flow must have shape \(2,H,W\)"):
+        responsibility_maps(flow[0], [hand_points()])
+    with pytest.raises(ValueError, match="at least one"):
+        averaged_responsibility({}, [hand_points()])
