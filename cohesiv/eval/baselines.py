@@ -1,0 +1,379 @@
+"""The two baselines of COHESIV [C] section 4: Thresholded Responsibility and Flow.
+
+**Thresholded Responsibility.** The averaged responsibility of hand k over frame offsets
+(:func:`cohesiv.responsibility.averaged_responsibility`), thresholded: ``R_k > tau`` is the Pair
+mask of hand k. [C] reports only All and Pair for it; we also split the Pair mask into Hand =
+Pair ∩ person and Obj = Pair − person, with the person mask exactly as the pseudo-labeller makes
+it (:func:`cohesiv.responsibility.person_mask`: the dilated convex hulls of the hand points).
+
+**Flow.** The flow magnitude ``||O(x)||`` (in pixels per frame, averaged over the offsets used)
+thresholded at ``tau`` is the All mask. With ``background="homography"`` (for a moving camera)
+the magnitude is taken relative to the camera motion: a homography fitted robustly to the flow
+away from the hands (:func:`cohesiv.responsibility.fit_camera_homography`, the model used for
+the responsibility background) and the residual ``||x + O(x) - proj(M_cam x~)||`` is thresholded
+instead (falling back to the plain magnitude when the fit fails). The Pair mask of hand k is the
+union of the connected components (8-connectivity) of the All mask that contain one of the hand's
+points or its query point; Hand / Obj are split by the person mask as above.
+
+Both baselines separate the expensive part (``maps``: flows, responsibilities, once per image)
+from the cheap one (``masks``: thresholding), so that :func:`fit_threshold` can try a whole grid of
+thresholds on the validation clips at the cost of one pass.
+
+Conventions: flow ``(2, H, W)`` float32 pixels (dx, dy) from frame t to t+k; points ``(x, y)``
+pixels, origin at the centre of the top-left pixel; responsibilities ``(N+1, H, W)``, channel 0
+background; masks ``(H, W)`` or ``(K, H, W)`` uint8 {0, 1}.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from cohesiv._checks import check_shape
+from cohesiv.eval.driver import FrameContext, HOSPrediction, iter_scored_frames
+from cohesiv.eval.metrics import HOSMeter, all_gt, mask_stats, reduce_stats
+from cohesiv.io import Hand
+
+#: Default frame offsets of [C] (±1, ±2, ±3) for the responsibility baseline.
+RESPONSIBILITY_OFFSETS = (-3, -2, -1, 1, 2, 3)
+#: Default offsets of the flow baseline: the next frame (the previous one at the end of a clip).
+FLOW_OFFSETS = (1,)
+#: Threshold grids searched on the validation clips.
+RESPONSIBILITY_GRID = tuple(np.round(np.arange(0.05, 0.96, 0.05), 2).tolist())
+FLOW_GRID = tuple(np.round(np.geomspace(0.1, 24.0, 25), 3).tolist())
+
+FlowSource = Callable[[FrameContext, int], np.ndarray]
+
+
+# ----------------------------------------------------------------------------- pure cores
+
+
+def split_by_person(pair: np.ndarray, person: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Split Pair masks into Hand = Pair ∩ person and Obj = Pair − person.
+
+    Args:
+        pair: ``(K, H, W)`` {0, 1}.
+        person: ``(H, W)`` {0, 1}.
+
+    Returns:
+        ``(hand, obj)``, each ``(K, H, W)`` uint8 {0, 1}.
+    """
+    s = check_shape(pair, "K,H,W", "pair")
+    check_shape(person, f"{s['H']},{s['W']}", "person")
+    pair = np.asarray(pair) != 0
+    p = np.asarray(person)[None] != 0
+    return (pair & p).astype(np.uint8), (pair & ~p).astype(np.uint8)
+
+
+def threshold_responsibility(
+    responsibility: np.ndarray, person: np.ndarray, threshold: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Thresholded Responsibility baseline [C]: ``R_k > threshold`` is the Pair mask of hand k.
+
+    Args:
+        responsibility: ``(N+1, H, W)``, channel 0 background, channel k hand k.
+        person: ``(H, W)`` {0, 1} person mask (as the pseudo-labeller makes it).
+        threshold: in [0, 1].
+
+    Returns:
+        ``(hand, obj)`` ``(N, H, W)`` uint8 {0, 1}: Pair ∩ person and Pair − person.
+    """
+    check_shape(responsibility, "C,H,W", "responsibility")
+    pair = np.asarray(responsibility)[1:] > threshold
+    return split_by_person(pair, person)
+
+
+def motion_magnitude(
+    flow: np.ndarray,
+    camera: np.ndarray | None = None,
+) -> np.ndarray:
+    """Per-pixel motion ``||O(x)||``, or relative to a camera homography ``||x + O(x) - proj(M x~)||``.
+
+    Args:
+        flow: ``(2, H, W)`` float32 flow from frame t to t+k, pixels.
+        camera: optional ``(3, 3)`` homography of the camera motion from frame t to t+k.
+
+    Returns:
+        ``(H, W)`` float32, pixels.
+    """
+    check_shape(flow, "2,H,W", "flow")
+    flow = np.asarray(flow, np.float32)
+    if camera is None:
+        return np.sqrt(flow[0] ** 2 + flow[1] ** 2)
+    import torch
+
+    from cohesiv.responsibility.maps import homography_distances
+
+    d = homography_distances(torch.from_numpy(flow), torch.from_numpy(np.asarray(camera, np.float32))[None])
+    return d[0].numpy()
+
+
+def components_under_points(mask: np.ndarray, points: Sequence[np.ndarray]) -> np.ndarray:
+    """For each point set, the union of the connected components of ``mask`` that contain a point.
+
+    Args:
+        mask: ``(H, W)`` {0, 1}.
+        points: K arrays ``(N_k, 2)`` of ``(x, y)`` pixels (rounded to the nearest pixel; points
+            outside the image are ignored).
+
+    Returns:
+        ``(K, H, W)`` uint8 {0, 1}.
+    """
+    s = check_shape(mask, "H,W", "mask")
+    h, w = s["H"], s["W"]
+    out = np.zeros((len(points), h, w), np.uint8)
+    if not len(points):
+        return out
+    _, comp = cv2.connectedComponents((np.asarray(mask) != 0).astype(np.uint8), connectivity=8)
+    for k, pts in enumerate(points):
+        pts = np.asarray(pts, np.float64).reshape(-1, 2)
+        pts = pts[np.isfinite(pts).all(1)]
+        xy = np.rint(pts).astype(np.int64)
+        inside = (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
+        ids = np.unique(comp[xy[inside, 1], xy[inside, 0]])
+        ids = ids[ids > 0]
+        if len(ids):
+            out[k] = np.isin(comp, ids)
+    return out
+
+
+def flow_baseline_masks(
+    motion: np.ndarray, hand_points: Sequence[np.ndarray], person: np.ndarray, threshold: float
+) -> HOSPrediction:
+    """Flow baseline [C]: ``motion > threshold`` is All; components under each hand's points are its Pair.
+
+    Args:
+        motion: ``(H, W)`` motion magnitude, pixels (see :func:`motion_magnitude`).
+        hand_points: K arrays ``(N_k, 2)``: each hand's points and query point.
+        person: ``(H, W)`` {0, 1} person mask splitting Pair into Hand and Obj.
+        threshold: pixels.
+
+    Returns:
+        :class:`HOSPrediction` with ``all_mask`` set.
+    """
+    moving = (np.asarray(motion) > threshold).astype(np.uint8)
+    pair = components_under_points(moving, hand_points)
+    hand, obj = split_by_person(pair, person)
+    return HOSPrediction(hand_masks=hand, object_masks=obj, all_mask=moving)
+
+
+# ----------------------------------------------------------------------------- flow sources
+
+
+def available_offsets(offsets: Sequence[int], t: int, n_frames: int) -> list[int]:
+    """The offsets k with ``0 <= t + k < n_frames``; when none is, the nearest frame's offset."""
+    ks = [k for k in offsets if k != 0 and 0 <= t + k < n_frames]
+    if ks or n_frames < 2:
+        return ks
+    return [1] if t + 1 < n_frames else [-1]
+
+
+class ExactFlow:
+    """Ground-truth flow of a synthetic clip (``cohesiv.synth.exact_flow``)."""
+
+    name = "gt"
+
+    def __call__(self, context: FrameContext, s: int) -> np.ndarray:
+        """Flow ``(2, H, W)`` from frame ``context.t`` to frame ``s``."""
+        from cohesiv.synth import exact_flow
+
+        return np.asarray(exact_flow(context.clip.path, context.t, s), np.float32)
+
+
+class EstimatedFlow:
+    """Flow estimated from the frames (DIS or RAFT), each pair at most once per clip (``FlowCache``)."""
+
+    def __init__(self, estimator: Any, name: str = "dis") -> None:
+        """Wrap a ``cohesiv.flow.FlowEstimator`` (or anything with ``est(a, b) -> (2, H, W)``)."""
+        self.estimator = estimator
+        self.name = name
+        self._clip: Path | None = None
+        self._cache = None
+
+    def __call__(self, context: FrameContext, s: int) -> np.ndarray:
+        """Flow ``(2, H, W)`` from frame ``context.t`` to frame ``s``."""
+        from cohesiv.flow import FlowCache
+
+        if self._clip != context.clip.path:
+            self._clip = context.clip.path
+            self._cache = FlowCache(self.estimator, context.clip.reader.frame)
+        return np.asarray(self._cache.get(context.t, s), np.float32)
+
+
+def _hand_points(hands: Sequence[Hand]) -> list[np.ndarray]:
+    return [np.asarray(h.points, np.float32).reshape(-1, 2) for h in hands]
+
+
+def _person(hands: Sequence[Hand], size: tuple[int, int]) -> np.ndarray:
+    from cohesiv.responsibility import person_mask
+
+    pts = [p if len(p) else np.asarray([h.query], np.float32) for p, h in zip(_hand_points(hands), hands)]
+    return person_mask(pts, size)
+
+
+# ----------------------------------------------------------------------------- baselines
+
+
+@dataclass
+class ResponsibilityBaseline:
+    """Thresholded Responsibility [C]: ``R_k > tau`` is hand k's Pair mask.
+
+    Attributes:
+        flow: flow source ``(context, s) -> (2, H, W)`` (:class:`ExactFlow` or :class:`EstimatedFlow`).
+        offsets: frame offsets averaged (±1, ±2, ±3 in [C]).
+        temperature: softmax temperature, pixels (2 in DESIGN.md).
+        background: ``"static"`` ([C]) or ``"homography"`` (camera motion).
+    """
+
+    flow: FlowSource
+    offsets: Sequence[int] = RESPONSIBILITY_OFFSETS
+    temperature: float = 2.0
+    background: str = "static"
+    name = "responsibility"
+    grid = RESPONSIBILITY_GRID
+
+    def maps(self, image: np.ndarray, hands: Sequence[Hand], context: FrameContext) -> dict:
+        """Averaged responsibility ``(N+1, H, W)`` and person mask ``(H, W)`` of the frame."""
+        from cohesiv.responsibility import averaged_responsibility
+
+        h, w = image.shape[:2]
+        ks = available_offsets(self.offsets, context.t, context.n_frames)
+        pts = _hand_points(hands)
+        if not hands or not ks:
+            r = np.zeros((len(hands) + 1, h, w), np.float32)
+            r[0] = 1
+        else:
+            flows = {k: self.flow(context, context.t + k) for k in ks}
+            r, _, _ = averaged_responsibility(
+                flows, pts, temperature=self.temperature, background=self.background
+            )
+        return {"responsibility": r, "person": _person(hands, (w, h))}
+
+    def masks(self, maps: dict, threshold: float) -> HOSPrediction:
+        """Threshold the maps (cheap)."""
+        hand, obj = threshold_responsibility(maps["responsibility"], maps["person"], threshold)
+        return HOSPrediction(hand_masks=hand, object_masks=obj)
+
+
+@dataclass
+class FlowBaseline:
+    """Flow [C]: flow magnitude (relative to the camera for ``background="homography"``) > tau is All.
+
+    Attributes:
+        flow: flow source ``(context, s) -> (2, H, W)``.
+        offsets: frame offsets whose per-frame motion (magnitude / |k|) is averaged.
+        background: ``"static"`` (plain magnitude) or ``"homography"`` (residual to a camera homography).
+    """
+
+    flow: FlowSource
+    offsets: Sequence[int] = FLOW_OFFSETS
+    background: str = "static"
+    name = "flow"
+    grid = FLOW_GRID
+
+    def maps(self, image: np.ndarray, hands: Sequence[Hand], context: FrameContext) -> dict:
+        """Motion magnitude ``(H, W)``, the hands' points (+ queries) and the person mask."""
+        h, w = image.shape[:2]
+        ks = available_offsets(self.offsets, context.t, context.n_frames)
+        pts = _hand_points(hands)
+        motion = np.zeros((h, w), np.float32)
+        for k in ks:
+            flow = self.flow(context, context.t + k)
+            camera = None
+            if self.background == "homography":
+                from cohesiv.responsibility import hull_mask
+                from cohesiv.responsibility.maps import fit_camera_homography
+
+                camera, _ = fit_camera_homography(flow, exclude=hull_mask(pts, (w, h)))
+            motion += motion_magnitude(flow, camera) / abs(k)
+        if ks:
+            motion /= len(ks)
+        seeds = [
+            np.concatenate([p, np.asarray([hd.query], np.float32)]) if hd.query is not None else p
+            for p, hd in zip(pts, hands)
+        ]
+        return {"motion": motion, "seeds": seeds, "person": _person(hands, (w, h))}
+
+    def masks(self, maps: dict, threshold: float) -> HOSPrediction:
+        """Threshold the maps (cheap)."""
+        return flow_baseline_masks(maps["motion"], maps["seeds"], maps["person"], threshold)
+
+
+# ----------------------------------------------------------------------------- fitting and evaluation
+
+
+@dataclass
+class ThresholdFit:
+    """Result of :func:`fit_threshold`.
+
+    Attributes:
+        threshold: the threshold with the best All mIoU on the validation clips.
+        grid: the thresholds tried.
+        all_miou: All mIoU (percent) at each threshold of ``grid``.
+        n_images: validation images scored.
+    """
+
+    threshold: float
+    grid: list[float]
+    all_miou: list[float]
+    n_images: int
+
+
+def fit_threshold(
+    baseline: Any,
+    clips: Sequence[str | Path],
+    grid: Sequence[float] | None = None,
+    *,
+    progress: bool = True,
+) -> ThresholdFit:
+    """Grid-search the threshold that maximises All mIoU on validation clips.
+
+    Each validation image's maps are computed once and thresholded at every grid value.
+
+    Args:
+        baseline: a :class:`ResponsibilityBaseline` or :class:`FlowBaseline`.
+        clips: labeled validation clip folders.
+        grid: thresholds to try (default: ``baseline.grid``).
+        progress: progress bar on stderr.
+
+    Returns:
+        A :class:`ThresholdFit` (ties go to the smallest threshold).
+
+    Raises:
+        CohesivError: no labeled frame in ``clips``.
+    """
+    grid = sorted(float(v) for v in (baseline.grid if grid is None else grid))
+    if not grid:
+        raise ValueError("threshold grid is empty")
+    stats: list[list[np.ndarray]] = [[] for _ in grid]
+    n = 0
+    for fr in iter_scored_frames(clips, progress=progress, desc=f"fit {baseline.name} threshold"):
+        maps = baseline.maps(fr.image, fr.hands, fr.context)
+        gt = all_gt(fr.label)
+        for i, tau in enumerate(grid):
+            pred = baseline.masks(maps, tau)
+            am = pred.all_mask
+            if am is None:
+                am = (np.asarray(pred.hand_masks) | np.asarray(pred.object_masks)).any(0)
+            stats[i].append(mask_stats(am, gt))
+        n += 1
+    miou = [reduce_stats(np.stack(s))["mIoU"] if s else float("nan") for s in stats]
+    best = int(np.nanargmax(miou)) if n else 0
+    return ThresholdFit(threshold=grid[best], grid=grid, all_miou=miou, n_images=n)
+
+
+def evaluate_baseline(
+    baseline: Any, clips: Sequence[str | Path], threshold: float, *, progress: bool = True
+) -> dict:
+    """Score a baseline at ``threshold`` on every labeled frame of ``clips``; return the metrics dict."""
+    from cohesiv.eval.driver import score_frame
+
+    meter = HOSMeter()
+    for fr in iter_scored_frames(clips, progress=progress, desc=f"eval {baseline.name}"):
+        score_frame(meter, fr, baseline.masks(baseline.maps(fr.image, fr.hands, fr.context), threshold))
+    return meter.result()
