@@ -1,0 +1,162 @@
+"""``cohesiv flow``: optical flow of a clip, written as Middlebury ``.flo`` files and colour images."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "compute optical flow of a clip (.flo files + colour images)"
+DESCRIPTION = """\
+Compute optical flow between frames t and t+k of a clip (video file or image folder) and write
+Middlebury .flo files and colour images. Frames are streamed: memory does not grow with the clip.
+
+Output layout (DIR):
+  flow.json                 method, preset/model, clip, offsets
+  flow/fw1/000000.flo       flow 0 -> 1 (channel 0 = dx right, 1 = dy down, pixels)
+  flow/bw1/000001.flo       flow 1 -> 0                       (--backward)
+  color/fw1/000000.png      colour image (torchvision flow_to_image)
+  valid/fw1/000000.png      forward-backward consistency, 255 = valid  (--backward)
+Finished files are kept: a re-run with the same settings only computes what is missing.
+
+Methods: dis (OpenCV DIS, default, no weights) or raft (torchvision RAFT; needs a local
+checkpoint, torchvision's or princeton-vl's, via --raft-weights)."""
+
+
+def _offsets(text: str) -> list[int]:
+    try:
+        vals = sorted({int(v) for v in text.split(",") if v.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated positive integers, e.g. 1,2,3; got {text!r}"
+        ) from None
+    if not vals or vals[0] < 1:
+        raise argparse.ArgumentTypeError(f"offsets must be positive integers, e.g. 1 or 1,2,3; got {text!r}")
+    return vals
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``cohesiv flow`` arguments to ``parser``."""
+    from cohesiv.flow.dis import DEFAULT_DIS_PRESET, DIS_PRESETS
+
+    parser.add_argument("clip", help="video file (mp4/avi/mov/gif/...) or folder of images")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    parser.add_argument("--method", choices=("dis", "raft"), default="dis", help="flow method")
+    parser.add_argument(
+        "--preset",
+        choices=tuple(DIS_PRESETS),
+        default=None,
+        help=f"DIS preset (default {DEFAULT_DIS_PRESET})",
+    )
+    parser.add_argument(
+        "--raft-weights", metavar="PATH", help="RAFT checkpoint (torchvision or princeton-vl)"
+    )
+    parser.add_argument("--raft-model", choices=("small", "large"), default="small", help="RAFT size")
+    parser.add_argument("--raft-iters", type=int, default=12, help="RAFT refinement iterations")
+    parser.add_argument("--device", default=None, help="torch device for RAFT (default: cuda if available)")
+    parser.add_argument(
+        "--offsets", type=_offsets, default=[1], metavar="K[,K...]", help="frame offsets k: flows t -> t+k"
+    )
+    parser.add_argument("--backward", action="store_true", help="also flows t+k -> t, and valid masks")
+    parser.add_argument("--alpha", type=float, default=0.01, help="consistency check: relative tolerance")
+    parser.add_argument(
+        "--beta", type=float, default=0.5, help="consistency check: absolute tolerance (px^2)"
+    )
+    parser.add_argument("--no-color", action="store_true", help="do not write colour images")
+    parser.add_argument("--overwrite", action="store_true", help="recompute files that exist")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Compute and write the flows; return 0."""
+    import sys
+    import time
+    from collections import deque
+    from pathlib import Path
+
+    import numpy as np
+    from tqdm import tqdm
+
+    from cohesiv.errors import InputError
+    from cohesiv.flow import FlowEstimator, flow_to_color, forward_backward_valid
+    from cohesiv.flow.store import check_flow_config, color_file, flow_file, valid_file, write_flow_config
+    from cohesiv.io import FrameReader, read_flo, write_flo, write_image
+
+    if args.method == "raft" and args.preset is not None:
+        raise InputError(None, "--preset applies to --method dis only (RAFT: --raft-model, --raft-iters)")
+    out = Path(args.out)
+    reader = FrameReader(args.clip)
+    n = len(reader)
+    est = FlowEstimator(
+        method=args.method,
+        preset=args.preset,
+        raft_weights=args.raft_weights,
+        raft_model=args.raft_model,
+        device=args.device,
+        raft_iters=args.raft_iters,
+    )
+    if not args.overwrite:
+        check_flow_config(out, est.config)
+    out.mkdir(parents=True, exist_ok=True)
+    write_flow_config(
+        out,
+        est.config,
+        clip=str(reader.path),
+        size=list(reader.size),
+        n_frames=n,
+        offsets=args.offsets,
+        backward=bool(args.backward),
+        alpha=args.alpha,
+        beta=args.beta,
+    )
+
+    def outputs(t: int, s: int) -> list[Path]:
+        files = [flow_file(out, t, s)]
+        if not args.no_color:
+            files.append(color_file(out, t, s))
+        if args.backward:
+            files.append(valid_file(out, t, s))
+        return files
+
+    window: deque = deque(maxlen=max(args.offsets) + 1)  # (index, frame): the only frames held
+    n_computed = n_skipped = 0
+    seconds = 0.0
+    bar = tqdm(reader, total=n, desc="flow", unit="frame", file=sys.stderr, disable=None)
+    for i, frame in enumerate(bar):
+        window.append((i, frame))
+        frames = dict(window)
+        pairs = []  # (t, s) pairs whose outputs are incomplete
+        for k in args.offsets:
+            t = i - k
+            if t < 0:
+                continue
+            for a, b in [(t, i), (i, t)] if args.backward else [(t, i)]:
+                if args.overwrite or not all(p.exists() for p in outputs(a, b)):
+                    pairs.append((a, b))
+                else:
+                    n_skipped += 1
+        if not pairs:
+            continue
+        flows = {}
+        todo = []
+        for a, b in {p for pr in pairs for p in ([pr, pr[::-1]] if args.backward else [pr])}:
+            path = flow_file(out, a, b)
+            if not args.overwrite and path.exists():
+                flows[(a, b)] = read_flo(path)
+            else:
+                todo.append((a, b))
+        if todo:
+            start = time.perf_counter()
+            result = est.batch([frames[a] for a, _ in todo], [frames[b] for _, b in todo])
+            seconds += time.perf_counter() - start
+            n_computed += len(todo)
+            for (a, b), f in zip(todo, result):
+                flows[(a, b)] = f
+                write_flo(flow_file(out, a, b), f)
+        for a, b in pairs:
+            if not args.no_color:
+                write_image(color_file(out, a, b), flow_to_color(flows[(a, b)]))
+            if args.backward:
+                ok = forward_backward_valid(flows[(a, b)], flows[(b, a)], alpha=args.alpha, beta=args.beta)
+                write_image(valid_file(out, a, b), ok.astype(np.uint8) * 255)
+    bar.close()
+    per_pair = f", {1000 * seconds / n_computed:.1f} ms per pair" if n_computed else ""
+    print(f"{n_computed} flows computed ({est!r}{per_pair}), {n_skipped} flows already done; wrote {out}")
+    return 0

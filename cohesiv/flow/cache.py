@@ -1,0 +1,160 @@
+"""A flow cache keyed by frame pair, so that no pair is computed twice in one run.
+
+Pseudo-labelling needs flows t -> t+k for k in +-1..+-3 at every frame t (and the reverse
+flows for the consistency check), so a sliding window over a clip asks for the same pair from
+several frames. :class:`FlowCache` keeps recent flows and frames in bounded LRUs; with a
+``cache_dir`` it also reads and writes ``.flo`` files in the ``cohesiv flow`` layout
+(:mod:`cohesiv.flow.store`), so even an evicted pair is never computed again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from cohesiv.flow.consistency import forward_backward_valid
+from cohesiv.flow.estimator import FlowEstimator
+from cohesiv.flow.store import check_flow_config, flow_file, write_flow_config
+from cohesiv.io.flo import read_flo, write_flo
+
+#: Default number of flows kept in memory: a +-3 sliding window with backward flows needs
+#: 7 frames x 6 pairs = 42. At 480x360 a flow is 1.4 MB (64 flows: 88 MB).
+DEFAULT_MAX_FLOWS = 64
+DEFAULT_MAX_FRAMES = 16
+
+
+@dataclasses.dataclass
+class CacheStats:
+    """Counters of a :class:`FlowCache`.
+
+    Attributes:
+        hits: requests served from memory.
+        misses: requests not in memory (served from disk or computed).
+        disk_hits: misses served from ``cache_dir``.
+        computed: flows computed by the estimator.
+        recomputed: flows computed for a pair that had been computed before in this run
+            (only possible without ``cache_dir``, when the LRU is too small for the access pattern).
+        frame_reads: calls to ``get_frame``.
+    """
+
+    hits: int = 0
+    misses: int = 0
+    disk_hits: int = 0
+    computed: int = 0
+    recomputed: int = 0
+    frame_reads: int = 0
+
+
+class _LRU(OrderedDict):
+    def __init__(self, maxsize: int) -> None:
+        super().__init__()
+        self.maxsize = maxsize
+
+    def lookup(self, key):
+        if key in self:
+            self.move_to_end(key)
+            return self[key]
+        return None
+
+    def put(self, key, value) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        while len(self) > self.maxsize:
+            self.popitem(last=False)
+
+
+class FlowCache:
+    """Flows between frames of one clip, each pair computed at most once.
+
+    Args:
+        estimator: the flow method (a :class:`FlowEstimator` or any callable
+            ``(frame_a, frame_b) -> (2, H, W)`` with a ``config`` attribute when ``cache_dir`` is used).
+        get_frame: ``t -> (H, W, 3)`` uint8 RGB frame t (e.g. ``FrameReader(path).frame``); frames
+            are kept in a small LRU, so it is called about once per frame for a sliding window.
+        max_flows: flows kept in memory (least recently used evicted first).
+        max_frames: frames kept in memory.
+        cache_dir: optional folder in the ``cohesiv flow`` layout: flows found there are read
+            instead of computed, computed flows are written there (atomically).
+
+    Example:
+        >>> cache = FlowCache(FlowEstimator(), reader.frame)     # doctest: +SKIP
+        >>> fw = cache.get(10, 12)                               # (2, H, W) flow 10 -> 12
+        >>> ok = cache.valid(10, 12)                             # (H, W) bool, uses 12 -> 10 too
+
+    The returned arrays are shared with the cache and read-only; copy them to modify.
+    """
+
+    def __init__(
+        self,
+        estimator: FlowEstimator | Callable[[np.ndarray, np.ndarray], np.ndarray],
+        get_frame: Callable[[int], np.ndarray],
+        max_flows: int = DEFAULT_MAX_FLOWS,
+        max_frames: int = DEFAULT_MAX_FRAMES,
+        cache_dir: str | Path | None = None,
+    ) -> None:
+        if max_flows < 1 or max_frames < 2:
+            raise ValueError(f"need max_flows >= 1 and max_frames >= 2, got {max_flows} and {max_frames}")
+        self.estimator = estimator
+        self.get_frame = get_frame
+        self.stats = CacheStats()
+        self._flows = _LRU(max_flows)
+        self._frames = _LRU(max_frames)
+        self._done: set[tuple[int, int]] = set()
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        if self.cache_dir is not None:
+            config = getattr(estimator, "config", None)
+            if config is None:
+                raise ValueError("cache_dir needs an estimator with a .config (a FlowEstimator)")
+            if not check_flow_config(self.cache_dir, config):
+                write_flow_config(self.cache_dir, config)
+
+    def frame(self, t: int) -> np.ndarray:
+        """Frame ``t`` through the frame LRU."""
+        img = self._frames.lookup(t)
+        if img is None:
+            img = self.get_frame(t)
+            self.stats.frame_reads += 1
+            self._frames.put(t, img)
+        return img
+
+    def get(self, t: int, s: int) -> np.ndarray:
+        """Flow from frame ``t`` to frame ``s``.
+
+        Returns:
+            ``(2, H, W)`` float32 (read-only), channel 0 = dx, channel 1 = dy, t -> s.
+        """
+        key = (int(t), int(s))
+        if key[0] == key[1]:
+            raise ValueError(f"flow needs two different frames, got t = s = {t}")
+        flow = self._flows.lookup(key)
+        if flow is not None:
+            self.stats.hits += 1
+            return flow
+        self.stats.misses += 1
+        path = None if self.cache_dir is None else flow_file(self.cache_dir, *key)
+        if path is not None and path.exists():
+            flow = read_flo(path)
+            self.stats.disk_hits += 1
+        else:
+            flow = self.estimator(self.frame(key[0]), self.frame(key[1]))
+            self.stats.computed += 1
+            if key in self._done:
+                self.stats.recomputed += 1
+            self._done.add(key)
+            if path is not None:
+                write_flo(path, flow)
+        flow.flags.writeable = False
+        self._flows.put(key, flow)
+        return flow
+
+    def valid(self, t: int, s: int, alpha: float = 0.01, beta: float = 0.5) -> np.ndarray:
+        """Forward-backward valid mask ``(H, W)`` bool of flow t -> s (uses flow s -> t too)."""
+        return forward_backward_valid(self.get(t, s), self.get(s, t), alpha=alpha, beta=beta)
+
+    def __len__(self) -> int:
+        """Number of flows held in memory."""
+        return len(self._flows)
