@@ -202,7 +202,7 @@ class EstimatedFlow:
         if self._clip != context.clip.path:
             self._clip = context.clip.path
             self._cache = FlowCache(self.estimator, context.clip.reader.frame)
-        return np.asarray(self._cache.get(context.t, s), np.float32)
+        return np.array(self._cache.get(context.t, s), np.float32)  # a writable copy
 
 
 def _hand_points(hands: Sequence[Hand]) -> list[np.ndarray]:

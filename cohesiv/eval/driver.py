@@ -204,7 +204,7 @@ def iter_scored_frames(
     """
     opened = [open_labeled_clip(c) for c in clips]
     total = sum(len(c.labels) for c in opened)
-    with tqdm(total=total, desc=desc, disable=not progress, leave=False) as bar:
+    with tqdm(total=total, desc=desc, disable=None if progress else True, leave=False) as bar:
         for clip in opened:
             cache: OrderedDict = OrderedDict()  # frames shared by the contexts of one clip
             w, h = clip.reader.size
