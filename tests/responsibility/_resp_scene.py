@@ -45,3 +45,49 @@ def hand_points(box=HAND, n=5) -> np.ndarray:
     ys = np.linspace(y1 + 1, y2 - 2, n)
     gx, gy = np.meshgrid(xs, ys)
     return np.stack([gx.ravel(), gy.ravel()], 1).astype(np.float32)
+
+
+def make_clip(
+    folder, n=8, w=64, h=48, step=(3, 1), box=(16, 14, 32, 30), skip_hands=(), extra_hand=None, seed=0
+):
+    """A folder clip: a textured square translating by ``step`` px per frame over a static texture.
+
+    Returns ``(folder, flow_fn)``: ``flow_fn(a_img, b_img, a, b)`` is the exact flow a -> b.
+    Writes ``hands.json`` with a 5x5 grid of points on the square in every frame but ``skip_hands``;
+    ``extra_hand`` (an (N, 2) array) is added as a second hand to every frame.
+    """
+    from pathlib import Path
+
+    from cohesiv.io import Hand, HandTracks, write_hands, write_image
+
+    folder = Path(folder)
+    (folder / "frames").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    bg = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    fg = rng.integers(0, 256, (box[3] - box[1], box[2] - box[0], 3), dtype=np.uint8)
+    sx, sy = step
+
+    def square(t):
+        return (box[0] + sx * t, box[1] + sy * t, box[2] + sx * t, box[3] + sy * t)
+
+    frames = {}
+    for t in range(n):
+        img = bg.copy()
+        x1, y1, x2, y2 = square(t)
+        img[y1:y2, x1:x2] = fg
+        write_image(folder / "frames" / f"{t:06d}.png", img)
+        if t not in skip_hands:
+            hands = [Hand("right", "right", hand_points(square(t)))]
+            if extra_hand is not None:
+                hands.append(Hand("left", "left", np.asarray(extra_hand, np.float32)))
+            frames[t] = hands
+    write_hands(folder / "hands.json", HandTracks((w, h), frames))
+
+    def flow_fn(a_img, b_img, a, b):
+        m = region_mask(square(a), w, h)
+        f = np.zeros((2, h, w), np.float32)
+        f[0][m] = sx * (b - a)
+        f[1][m] = sy * (b - a)
+        return f
+
+    return folder, flow_fn, square

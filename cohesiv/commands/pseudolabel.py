@@ -1,0 +1,177 @@
+"""``cohesiv pseudolabel``: responsibility maps of hand-labeled clips -> a pseudo-label dataset."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+HELP = "make a pseudo-label dataset (responsibility maps, person masks) from clips and hand points"
+DESCRIPTION = """\
+Label every frame that has hands with averaged responsibility maps [COHESIV Eq. 1-2] and
+write a pseudo-label dataset for 'cohesiv train'.
+
+For each frame t and offset k (default ±1, ±2, ±3), a homography per hand is fitted from its
+points P to P + flow(P), and every pixel gets softmax(-d / t) over {background, hands}, where d
+is how far the pixel's flow is from each hand's (or the background's) motion model; maps are
+averaged over the offsets (frames near the clip ends use those they have). A forward-backward
+flow check marks pixels whose flow is unreliable ('valid' in the samples; it also keeps those
+pixels out of the hand fits and the average). Hands whose fit is degenerate at an offset
+(< 4 usable points, collinear, wild) are dropped there and counted.
+
+Hand points, per clip, from: --hands FILE (one clip), else hands.json inside a clip folder (or
+<video stem>.hands.json beside a video), else --detect-hands (MediaPipe).
+
+Output folder: dataset.json (the config), manifest.jsonl, images/<id>.png, samples/<id>.npz
+(responsibility float16 (N+1,H,W), person uint8, valid uint8), samples/<id>.json (per-sample
+sidecar and completion mark), viz/<id>.png with --viz. Every file is written atomically: a re-run
+skips finished samples and resumes after an interruption; --shard i/n runs one of n disjoint
+workers (sample number modulo n) in the same --out.
+
+Examples:
+  cohesiv pseudolabel clip_dir --out data/pl
+  cohesiv pseudolabel a.mp4 --hands a_hands.json --out data/pl --frames 0:600:2 --viz
+  cohesiv pseudolabel clips/* --out data/pl --background homography --shard 0/2 &
+  cohesiv pseudolabel clips/* --out data/pl --background homography --shard 1/2
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``cohesiv pseudolabel``."""
+    parser.add_argument("clips", nargs="+", metavar="CLIP", help="video files or frame folders")
+    parser.add_argument("--out", required=True, metavar="DATASET", help="dataset folder to write (or resume)")
+    src = parser.add_mutually_exclusive_group()
+    src.add_argument("--hands", metavar="FILE", help="hands.json for the (single) clip")
+    src.add_argument(
+        "--detect-hands", action="store_true", help="detect hands with MediaPipe (cohesiv.hands.detect_hands)"
+    )
+    parser.add_argument("--offsets", default="1,2,3", help="frame offsets k; each is used as +k and -k")
+    parser.add_argument("--temperature", type=float, default=2.0, help="softmax temperature, pixels")
+    parser.add_argument(
+        "--background",
+        default="static",
+        choices=("static", "homography"),
+        help="background motion: static camera [C], or a camera homography fitted away from the hands",
+    )
+    parser.add_argument(
+        "--homography",
+        default="magsac",
+        choices=("magsac", "dlt"),
+        help="hand fit: OpenCV USAC-MAGSAC (robust) or kornia DLT (least squares)",
+    )
+    parser.add_argument("--inlier-threshold", type=float, default=1.5, help="MAGSAC inlier threshold, pixels")
+    parser.add_argument(
+        "--flow",
+        default="dis",
+        choices=("dis", "raft", "gt"),
+        help="flow: OpenCV DIS, RAFT (needs --raft-weights) or the exact flow of a 'cohesiv synth' clip",
+    )
+    parser.add_argument("--dis-preset", default=None, help="DIS preset (default: the flow module's)")
+    parser.add_argument("--raft-weights", metavar="FILE", help="local RAFT checkpoint (for --flow raft)")
+    parser.add_argument("--raft-model", default="small", choices=("small", "large"), help="RAFT size")
+    parser.add_argument(
+        "--no-fb-check",
+        action="store_true",
+        help="skip the forward-backward flow check (valid = 1 everywhere; halves flow work on sparse --frames)",
+    )
+    parser.add_argument("--frames", metavar="SPEC", help="frames to label: start:stop:step or 0,10,20")
+    parser.add_argument(
+        "--person-masks",
+        metavar="DIR",
+        help="person/hand masks (PNG per frame, <frame:06d>.png); else hand hulls",
+    )
+    parser.add_argument(
+        "--hull-dilation", type=float, default=0.2, help="person-mask dilation, fraction of hand size"
+    )
+    parser.add_argument("--shard", metavar="i/n", help="label only sample numbers = i modulo n")
+    parser.add_argument("--viz", action="store_true", help="also write overlays to DATASET/viz/")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+
+
+def _hands_for(clip, args, n_clips):
+    from pathlib import Path
+
+    from cohesiv.errors import CohesivError, InputError
+    from cohesiv.io import read_hands
+
+    clip = Path(clip)
+    if args.hands:
+        if n_clips > 1:
+            raise CohesivError("--hands FILE works with one clip; put a hands.json inside each clip folder")
+        return read_hands(args.hands)
+    if args.detect_hands:
+        try:
+            from cohesiv.hands import detect_hands
+        except ImportError as e:
+            raise CohesivError(
+                f"--detect-hands needs cohesiv.hands.detect_hands (MediaPipe), unavailable here ({e}); "
+                "install the 'hands' extra or pass --hands FILE"
+            ) from None
+        return detect_hands(clip)
+    cands = [clip / "hands.json"] if clip.is_dir() else [clip.with_name(clip.stem + ".hands.json")]
+    for c in cands:
+        if c.is_file():
+            return read_hands(c)
+    raise InputError(clip, f"no hand points: no {cands[0].name} found; pass --hands FILE or --detect-hands")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``cohesiv pseudolabel``; return the exit status."""
+    from pathlib import Path
+
+    from cohesiv._checks import parse_int_list
+    from cohesiv.errors import CohesivError
+    from cohesiv.io import FrameReader
+    from cohesiv.responsibility.dataset import (
+        ClipSource,
+        PseudoLabelConfig,
+        parse_frame_spec,
+        parse_shard,
+        write_dataset,
+    )
+
+    try:
+        ks = parse_int_list(args.offsets)
+        if not ks or 0 in ks:
+            raise ValueError(f"--offsets must be non-zero integers, got {args.offsets!r}")
+        shard = parse_shard(args.shard)
+        config = PseudoLabelConfig(
+            offsets=tuple(sorted({s * abs(k) for k in ks for s in (-1, 1)})),
+            temperature=args.temperature,
+            background=args.background,
+            homography=args.homography,
+            inlier_threshold=args.inlier_threshold,
+            flow=args.flow,
+            flow_preset=args.dis_preset,
+            raft_model=args.raft_model,
+            raft_weights=args.raft_weights,
+            fb_check=not args.no_fb_check,
+            hull_dilation=args.hull_dilation,
+        )
+    except ValueError as e:
+        raise CohesivError(str(e)) from None
+    if args.flow == "raft" and not args.raft_weights:
+        raise CohesivError("--flow raft needs --raft-weights FILE (a local RAFT checkpoint)")
+
+    clips = []
+    for c in args.clips:
+        frames = None
+        if args.frames:
+            try:
+                frames = parse_frame_spec(args.frames, len(FrameReader(c)))
+            except ValueError as e:
+                raise CohesivError(f"{c}: {e}") from None
+        clips.append(
+            ClipSource(
+                path=Path(c),
+                hands=_hands_for(c, args, len(args.clips)),
+                frames=frames,
+                person_masks=None if args.person_masks is None else Path(args.person_masks),
+            )
+        )
+    summary = write_dataset(
+        clips, args.out, config, shard=shard, viz=args.viz, progress=not args.quiet and sys.stderr.isatty()
+    )
+    if not args.quiet:
+        print(summary.to_text(), file=sys.stderr)
+        print(f"dataset: {args.out}", file=sys.stderr)
+    return 0

@@ -1,0 +1,688 @@
+"""The pseudo-label dataset writer (the I/O layer of ``cohesiv pseudolabel``).
+
+Layout of a dataset folder (docs/INTERFACES.md)::
+
+    dataset.json            the config that made the labels (a re-run must match it)
+    manifest.jsonl          one line per finished sample (rebuilt from the sidecars at the end of each run)
+    images/<id>.png         the frame, (H, W, 3) uint8 RGB
+    samples/<id>.npz        responsibility float16 (N+1, H, W) (channel k = hands[k-1]),
+                            person uint8 (H, W), valid uint8 (H, W)
+    samples/<id>.json       sidecar: the sample's manifest line plus its statistics; written last,
+                            so its presence marks the sample finished (a frame skipped because no
+                            hand could be fitted gets a sidecar with "skipped" and no manifest line)
+    viz/<id>.png            optional overlays (--viz)
+
+Every file is written atomically (temporary name, then rename): after ``kill -9`` at most the
+sample in progress is lost, and a re-run skips finished samples. Each clip is decoded once,
+streamed with a sliding window of the frames t-max|k| .. t+max|k|; each flow pair is computed
+at most once per run (the forward flow of one frame is the backward flow of another).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from cohesiv.errors import CohesivError, InputError
+from cohesiv.io.atomic import atomic_path, atomic_write_bytes, atomic_write_text
+from cohesiv.io.frames import FrameReader
+from cohesiv.io.hands import HandTracks, check_tracks_match_clip
+from cohesiv.io.images import read_image
+from cohesiv.responsibility.maps import BACKGROUNDS, averaged_responsibility
+from cohesiv.responsibility.masks import HULL_DILATION, object_mask, person_mask
+
+DATASET_VERSION = 1
+FLOW_SOURCES = ("dis", "raft", "gt")
+
+#: A flow source: ``flow_fn(frame_a, frame_b, a, b) -> (2, H, W)`` float32 flow from frame index
+#: ``a`` to frame index ``b`` of the current clip (frames are ``(H, W, 3)`` uint8 RGB).
+FlowFn = Callable[[np.ndarray, np.ndarray, int, int], np.ndarray]
+
+
+@dataclass(frozen=True)
+class PseudoLabelConfig:
+    """Everything that determines the pseudo-labels (saved as ``dataset.json``).
+
+    Attributes:
+        offsets: frame offsets k (flow t -> t+k), e.g. ``(-3, -2, -1, 1, 2, 3)`` ([C]).
+        temperature: softmax temperature in pixels (2 in [C]).
+        background: ``"static"`` ([C]) or ``"homography"`` (camera motion fitted robustly).
+        homography: hand fit method, ``"magsac"`` (OpenCV USAC-MAGSAC) or ``"dlt"`` (kornia).
+        inlier_threshold: MAGSAC inlier threshold, pixels.
+        flow: ``"dis"``, ``"raft"`` or ``"gt"`` (exact flow of a ``cohesiv synth`` clip).
+        flow_preset: DIS preset (None: the flow module's default).
+        raft_model: ``"small"`` or ``"large"``.
+        raft_weights: local RAFT checkpoint path.
+        fb_check: compute the forward–backward ``valid`` mask (and use it to drop hand points
+            and weight the offset average); without it ``valid`` is all ones.
+        hull_dilation: person-mask dilation as a fraction of the hand's size.
+        object_threshold: responsibility threshold of the object mask (used by ``--viz`` only;
+            training derives the object mask itself).
+    """
+
+    offsets: tuple[int, ...] = (-3, -2, -1, 1, 2, 3)
+    temperature: float = 2.0
+    background: str = "static"
+    homography: str = "magsac"
+    inlier_threshold: float = 1.5
+    flow: str = "dis"
+    flow_preset: str | None = None
+    raft_model: str = "small"
+    raft_weights: str | None = None
+    fb_check: bool = True
+    hull_dilation: float = HULL_DILATION
+    object_threshold: float = 0.5
+
+    def __post_init__(self) -> None:
+        """Validate the values (ValueError names the field)."""
+        offs = tuple(int(k) for k in self.offsets)
+        object.__setattr__(self, "offsets", tuple(sorted(set(offs))))
+        if not self.offsets or 0 in self.offsets:
+            raise ValueError(f"offsets must be non-zero frame offsets, got {offs}")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.background not in BACKGROUNDS:
+            raise ValueError(f"background must be one of {BACKGROUNDS}, got {self.background!r}")
+        if self.homography not in ("magsac", "dlt"):
+            raise ValueError(f"homography must be 'magsac' or 'dlt', got {self.homography!r}")
+        if self.flow not in FLOW_SOURCES:
+            raise ValueError(f"flow must be one of {FLOW_SOURCES}, got {self.flow!r}")
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable form."""
+        d = dataclasses.asdict(self)
+        d["offsets"] = list(self.offsets)
+        return d
+
+
+@dataclass
+class Summary:
+    """What a run did (returned by :func:`write_dataset`; the command prints :meth:`to_text`).
+
+    Attributes:
+        samples_written: samples labeled and written in this run.
+        samples_done_before: samples found finished (skipped: resume).
+        frames_without_hands: selected frames with no hand in the tracks (skipped).
+        frames_no_fitted_hand: frames where no hand could be fitted at any offset (skipped).
+        frames_other_shards: frames left to other ``--shard`` workers.
+        hands_dropped: drop reason -> count over hands x offsets (a hand dropped at one offset is
+            still labeled from the others).
+        hands_removed: hands dropped at every offset (removed from their sample).
+        camera_fallbacks: offsets where the camera fit failed and the static background was used.
+        times: stage -> seconds (decode, flow, consistency, responsibility, masks, write, viz).
+        wall: seconds for the whole run.
+    """
+
+    samples_written: int = 0
+    samples_done_before: int = 0
+    frames_without_hands: int = 0
+    frames_no_fitted_hand: int = 0
+    frames_other_shards: int = 0
+    hands_dropped: Counter = field(default_factory=Counter)
+    hands_removed: int = 0
+    camera_fallbacks: int = 0
+    times: dict = field(default_factory=dict)
+    wall: float = 0.0
+
+    def add_time(self, stage: str, seconds: float) -> None:
+        """Accumulate ``seconds`` into ``times[stage]``."""
+        self.times[stage] = self.times.get(stage, 0.0) + seconds
+
+    def to_text(self) -> str:
+        """A few human-readable lines."""
+        lines = [
+            f"samples written: {self.samples_written} (already finished: {self.samples_done_before}; "
+            f"other shards: {self.frames_other_shards})",
+            f"frames skipped: {self.frames_without_hands} without hands, "
+            f"{self.frames_no_fitted_hand} with no hand that could be fitted",
+        ]
+        if self.hands_dropped:
+            why = ", ".join(f"{k}: {v}" for k, v in sorted(self.hands_dropped.items()))
+            lines.append(
+                f"hand fits dropped (hand x offset): {why}; hands removed entirely: {self.hands_removed}"
+            )
+        if self.camera_fallbacks:
+            lines.append(f"camera fit failed (static background used) at {self.camera_fallbacks} offsets")
+        if self.times:
+            total = sum(self.times.values())
+            parts = ", ".join(
+                f"{k} {v:.2f}s ({100 * v / max(total, 1e-9):.0f}%)" for k, v in self.times.items()
+            )
+            lines.append(f"time per stage: {parts}")
+        if self.samples_written and self.wall > 0:
+            lines.append(
+                f"wall {self.wall:.1f}s, {self.samples_written / self.wall:.2f} labeled frames per second"
+            )
+        return "\n".join(lines)
+
+
+@dataclass
+class ClipSource:
+    """One clip to label.
+
+    Attributes:
+        path: the clip (video file or frame folder).
+        hands: its hand tracks.
+        frames: frame indices to label (None: every frame that has hands).
+        person_masks: optional folder of person masks (``<frame:06d>.png``, or named like the
+            clip's frame files); non-zero pixels are person.
+        name: name used in sample ids (default: the clip's file or folder stem).
+    """
+
+    path: Path
+    hands: HandTracks
+    frames: Sequence[int] | None = None
+    person_masks: Path | None = None
+    name: str | None = None
+
+
+def parse_frame_spec(spec: str, n_frames: int) -> list[int]:
+    """Parse ``--frames``: ``"start:stop:step"`` (Python slice, parts optional) or ``"0,10,20"``.
+
+    Args:
+        spec: the specification.
+        n_frames: number of frames in the clip (slices are clamped to it).
+
+    Returns:
+        Sorted unique frame indices.
+
+    Raises:
+        ValueError: malformed spec, a listed index outside the clip, or a non-positive step.
+    """
+    spec = spec.strip()
+    usage = f"--frames must look like 0:100:5 or 0,10,20; got {spec!r}"
+    if ":" in spec:
+        parts = [p.strip() for p in spec.split(":")]
+        try:
+            if len(parts) > 3:
+                raise ValueError
+            vals = [int(p) if p else None for p in parts] + [None] * (3 - len(parts))
+        except ValueError:
+            raise ValueError(usage) from None
+        if vals[2] is not None and vals[2] <= 0:
+            raise ValueError(f"--frames step must be positive, got {spec!r}")
+        return list(range(n_frames))[slice(*vals)]
+    try:
+        idx = sorted({int(p) for p in spec.split(",") if p.strip()})
+    except ValueError:
+        raise ValueError(usage) from None
+    bad = [i for i in idx if not 0 <= i < n_frames]
+    if bad:
+        raise ValueError(f"--frames: frame {bad[0]} is outside the clip (0..{n_frames - 1})")
+    return idx
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    """Parse ``--shard i/n`` (0 <= i < n) into ``(i, n)``; None gives ``(0, 1)``."""
+    if text is None:
+        return 0, 1
+    try:
+        i, n = (int(v) for v in str(text).split("/"))
+    except ValueError:
+        raise ValueError(f"--shard must look like i/n, e.g. 0/4; got {text!r}") from None
+    if n < 1 or not 0 <= i < n:
+        raise ValueError(f"--shard i/n needs 0 <= i < n, got {text!r}")
+    return i, n
+
+
+def clip_name(path: Path) -> str:
+    """Name of a clip in sample ids: the stem of the file or folder, made filename-safe."""
+    stem = path.name if path.is_dir() else path.stem
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)
+    return safe or "clip"
+
+
+def sample_id(clip: str, frame: int) -> str:
+    """Sample id of frame ``frame`` of clip ``clip`` (sorts by clip, then frame)."""
+    return f"{clip}_{frame:06d}"
+
+
+def read_manifest(dataset: str | Path) -> list[dict]:
+    """Read ``manifest.jsonl`` of a dataset folder as a list of dicts (one per sample).
+
+    Raises:
+        InputError: no manifest, or a malformed line (file and line named).
+    """
+    path = Path(dataset) / "manifest.jsonl"
+    if not path.is_file():
+        raise InputError(dataset, "not a pseudo-label dataset (no manifest.jsonl)")
+    out = []
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise InputError(path, f"line {i}: invalid JSON ({e.msg})") from None
+    return out
+
+
+def rebuild_manifest(dataset: str | Path) -> int:
+    """Rewrite ``manifest.jsonl`` (atomically) from the finished samples' sidecars.
+
+    Safe to call from several shard workers: each writes a complete manifest of what is
+    finished at that moment.
+
+    Returns:
+        Number of samples in the manifest.
+    """
+    root = Path(dataset)
+    entries = []
+    for p in sorted((root / "samples").glob("*.json")):
+        if p.name.startswith(".tmp-"):
+            continue
+        try:
+            side = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue  # cannot happen with atomic writes; never let one file break the manifest
+        if side.get("skipped") or "entry" not in side:
+            continue
+        if not (root / side["entry"]["sample"]).is_file() or not (root / side["entry"]["image"]).is_file():
+            continue
+        entries.append(side["entry"])
+    text = "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in entries)
+    atomic_write_text(root / "manifest.jsonl", text)
+    return len(entries)
+
+
+def _dataset_json(root: Path, config: PseudoLabelConfig) -> None:
+    path = root / "dataset.json"
+    want = config.to_dict()
+    if path.is_file():
+        try:
+            have = json.loads(path.read_text(encoding="utf-8")).get("config", {})
+        except json.JSONDecodeError:
+            raise InputError(path, "corrupt dataset.json; remove it or write to a new --out") from None
+        diff = [k for k in want if k not in ("object_threshold",) and have.get(k) != want[k]]
+        if diff:
+            k = diff[0]
+            raise InputError(
+                path,
+                f"dataset was made with {k}={have.get(k)!r} but this run asks for {k}={want[k]!r}; "
+                "labels would be mixed: write to a new --out (or delete the folder)",
+            )
+        return
+    from cohesiv import __version__
+
+    atomic_write_text(
+        path,
+        json.dumps({"version": DATASET_VERSION, "cohesiv": __version__, "config": want}, indent=2) + "\n",
+    )
+
+
+def _is_done(root: Path, sid: str) -> bool:
+    return (root / "samples" / f"{sid}.json").is_file()
+
+
+def _encode_png(image: np.ndarray) -> bytes:
+    import cv2
+
+    arr = image[..., ::-1] if image.ndim == 3 else image
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(arr), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise CohesivError("cannot encode PNG")
+    return buf.tobytes()
+
+
+def _read_person_mask(src: ClipSource, reader: FrameReader, t: int, size: tuple[int, int]) -> np.ndarray:
+    d = Path(src.person_masks)
+    cands = [d / (src.name or clip_name(src.path)) / f"{t:06d}.png", d / f"{t:06d}.png"]
+    if reader.is_folder:
+        cands.append(d / f"{reader.files[t].stem}.png")
+    for c in cands:
+        if c.is_file():
+            m = np.asarray(read_image(c))[..., 0]
+            if m.shape != (size[1], size[0]):
+                raise InputError(
+                    c, f"person mask is {m.shape[1]}x{m.shape[0]}, frames are {size[0]}x{size[1]}"
+                )
+            return m
+    raise InputError(d, f"no person mask for frame {t} (looked for {', '.join(c.name for c in cands)})")
+
+
+def _needed_frames(targets: Sequence[int], offsets: Sequence[int], n: int) -> list[int]:
+    need = set()
+    for t in targets:
+        need.add(t)
+        need.update(t + k for k in offsets if 0 <= t + k < n)
+    return sorted(need)
+
+
+def _stream(reader: FrameReader, needed: Sequence[int]) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(index, frame)`` for the needed indices: random access for folders, one decode for videos."""
+    if reader.is_folder:
+        for i in needed:
+            yield i, reader.frame(i)
+        return
+    want = set(needed)
+    last = max(needed)
+    for i, img in enumerate(reader):
+        if i in want:
+            yield i, img
+        if i >= last:
+            return
+
+
+class _Timer:
+    def __init__(self, summary: Summary, stage: str) -> None:
+        self.summary, self.stage = summary, stage
+
+    def __enter__(self) -> None:
+        self.t0 = time.perf_counter()
+
+    def __exit__(self, *exc) -> None:
+        self.summary.add_time(self.stage, time.perf_counter() - self.t0)
+
+
+def write_dataset(
+    clips: Sequence[ClipSource],
+    out: str | Path,
+    config: PseudoLabelConfig,
+    flow_fn: Callable[[ClipSource], FlowFn] | None = None,
+    valid_fn: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+    shard: tuple[int, int] = (0, 1),
+    viz: bool = False,
+    progress: bool = True,
+    after_sample: Callable[[str], None] | None = None,
+) -> Summary:
+    """Label clips with averaged responsibility maps and write the pseudo-label dataset.
+
+    Frames without hands are skipped (counted). Samples are numbered over all clips in order
+    (clip order, then frame order, counting frames that have hands); shard ``(i, n)`` takes the
+    samples whose number is ``i`` modulo ``n``, so shards split the work deterministically and
+    never overlap.
+
+    Args:
+        clips: the clips, with their hands and frame selection.
+        out: the dataset folder (created; re-runs resume in it).
+        config: label settings; must match ``out/dataset.json`` when it exists.
+        flow_fn: ``flow_fn(clip) -> FlowFn`` giving the flow source for a clip; default builds
+            one from ``config`` (:func:`make_flow_fn`).
+        valid_fn: ``valid_fn(flow_fw, flow_bw) -> (H, W) bool``; default
+            ``cohesiv.flow.forward_backward_valid``. Only used when ``config.fb_check``.
+        shard: ``(i, n)``.
+        viz: also write ``viz/<id>.png`` overlays.
+        progress: show a progress bar (stderr).
+        after_sample: called with the sample id after each sample is finished (tests use it
+            to simulate an interruption).
+
+    Returns:
+        A :class:`Summary`.
+
+    Raises:
+        InputError: unreadable clips, hands that do not fit a clip, a config that differs from
+            the one stored in ``out``.
+    """
+    t_start = time.perf_counter()
+    root = Path(out)
+    if root.exists() and not root.is_dir():
+        raise InputError(root, "--out must be a folder")
+    for sub in ("images", "samples"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    if viz:
+        (root / "viz").mkdir(exist_ok=True)
+    _dataset_json(root, config)
+    summary = Summary()
+    shard_i, shard_n = shard
+    if flow_fn is None:
+        estimator = []  # built once, on first use (RAFT loads its weights once)
+
+        def flow_fn(clip: ClipSource) -> FlowFn:
+            if config.flow != "gt" and not estimator:
+                estimator.append(make_estimator(config))
+            return make_flow_fn(clip, config, estimator[0] if estimator else None)
+
+    if config.fb_check and valid_fn is None:
+        from cohesiv.flow import forward_backward_valid as valid_fn
+    names = _unique_names(clips)
+
+    # plan: which samples each clip has to write
+    plans = []
+    counter = 0
+    for src, name in zip(clips, names):
+        reader = FrameReader(src.path)
+        n = len(reader)
+        check_tracks_match_clip(src.hands, reader.size, n, src.path)
+        frames = range(n) if src.frames is None else src.frames
+        todo = []
+        for t in frames:
+            if not 0 <= t < n:
+                raise InputError(src.path, f"frame {t} is outside the clip (0..{n - 1})")
+            if not src.hands.hands_at(t):
+                summary.frames_without_hands += 1
+                continue
+            mine = counter % shard_n == shard_i
+            counter += 1
+            if not mine:
+                summary.frames_other_shards += 1
+            elif _is_done(root, sample_id(name, t)):
+                summary.samples_done_before += 1
+            else:
+                todo.append(t)
+        if todo:
+            plans.append((src, name, reader, n, todo))
+
+    total = sum(len(p[4]) for p in plans)
+    bar = None
+    if progress and total:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, unit="frame", desc="pseudolabel", dynamic_ncols=True, leave=False)
+    try:
+        for src, name, reader, n, todo in plans:
+            _label_clip(
+                src,
+                name,
+                reader,
+                n,
+                todo,
+                root,
+                config,
+                flow_fn(src),
+                valid_fn,
+                summary,
+                viz,
+                bar,
+                after_sample,
+            )
+    finally:
+        if bar is not None:
+            bar.close()
+        rebuild_manifest(root)
+        summary.wall = time.perf_counter() - t_start
+    return summary
+
+
+def _unique_names(clips: Sequence[ClipSource]) -> list[str]:
+    names = [c.name or clip_name(Path(c.path)) for c in clips]
+    counts = Counter(names)
+    out = []
+    for c, nm in zip(clips, names):
+        if counts[nm] > 1:
+            h = hashlib.sha1(str(Path(c.path).resolve()).encode()).hexdigest()[:6]
+            nm = f"{nm}-{h}"
+        out.append(nm)
+    if len(set(out)) != len(out):
+        dup = next(nm for nm, k in Counter(out).items() if k > 1)
+        raise InputError(None, f"clip {dup!r} is given twice")
+    return out
+
+
+def _label_clip(src, name, reader, n, todo, root, config, flow, valid_fn, summary, viz, bar, after_sample):
+    offsets = config.offsets
+    reach = max(abs(k) for k in offsets)
+    needed = _needed_frames(todo, offsets, n)
+    window: dict[int, np.ndarray] = {}
+    cache: dict[tuple[int, int], np.ndarray] = {}
+
+    def get_flow(a: int, b: int) -> np.ndarray:
+        if (a, b) not in cache:
+            with _Timer(summary, "flow"):
+                cache[(a, b)] = np.ascontiguousarray(flow(window[a], window[b], a, b), dtype=np.float32)
+        return cache[(a, b)]
+
+    def process(t: int) -> None:
+        for key in [k for k in cache if min(k) < t - reach]:
+            del cache[key]
+        offs = [k for k in offsets if (t + k) in window]
+        hands = src.hands.hands_at(t)
+        pts = [h.points for h in hands]
+        flows = {k: get_flow(t, t + k) for k in offs}
+        valids = None
+        if config.fb_check:
+            back = {k: get_flow(t + k, t) for k in offs}
+            with _Timer(summary, "consistency"):
+                valids = {k: np.asarray(valid_fn(flows[k], back[k])).astype(np.uint8) for k in offs}
+        with _Timer(summary, "responsibility"):
+            r, valid, info = averaged_responsibility(
+                flows,
+                pts,
+                valids=valids,
+                temperature=config.temperature,
+                background=config.background,
+                method=config.homography,
+                threshold=config.inlier_threshold,
+            )
+        summary.hands_dropped.update(info["dropped"])
+        summary.camera_fallbacks += len(info["camera_fallbacks"])
+        keep = [j for j, fo in enumerate(info["fitted_offsets"]) if fo]
+        summary.hands_removed += len(hands) - len(keep)
+        sid = sample_id(name, t)
+        side_path = root / "samples" / f"{sid}.json"
+        stats = {
+            "offsets": info["offsets"],
+            "fitted_offsets": [info["fitted_offsets"][j] for j in range(len(hands))],
+            "dropped": info["dropped"],
+        }
+        if not keep:
+            summary.frames_no_fitted_hand += 1
+            atomic_write_text(side_path, json.dumps({"skipped": "no hand could be fitted", "stats": stats}))
+            return
+        r = r[[0] + [j + 1 for j in keep]]  # removed hands have all-zero channels: sums stay 1
+        hands = [hands[j] for j in keep]
+        w, h = reader.size
+        with _Timer(summary, "masks"):
+            given = None if src.person_masks is None else _read_person_mask(src, reader, t, (w, h))
+            person = person_mask(
+                [hd.points for hd in hands], (w, h), given=given, dilation=config.hull_dilation
+            )
+        entry = {
+            "id": sid,
+            "clip": str(src.path),
+            "frame": int(t),
+            "image": f"images/{sid}.png",
+            "sample": f"samples/{sid}.npz",
+            "size": [int(w), int(h)],
+            "hands": [
+                {
+                    "id": hd.id,
+                    "side": hd.side,
+                    "query": [float(hd.query[0]), float(hd.query[1])],
+                    "points": [[round(float(x), 3), round(float(y), 3)] for x, y in hd.points],
+                }
+                for hd in hands
+            ],
+        }
+        with _Timer(summary, "write"):
+            atomic_write_bytes(root / entry["image"], _encode_png(window[t]))
+            with atomic_path(root / entry["sample"]) as tmp:
+                with open(tmp, "wb") as f:
+                    np.savez_compressed(f, responsibility=r.astype(np.float16), person=person, valid=valid)
+        if viz:
+            with _Timer(summary, "viz"):
+                _write_viz(root / "viz" / f"{sid}.png", window[t], r, person, valid, hands, config, flows)
+        with _Timer(summary, "write"):
+            atomic_write_text(side_path, json.dumps({"entry": entry, "stats": stats}))
+        summary.samples_written += 1
+        if bar is not None:
+            bar.update(1)
+        if after_sample is not None:
+            after_sample(sid)
+
+    pending = list(todo)
+    frames_iter = _stream(reader, needed)
+    while True:
+        with _Timer(summary, "decode"):
+            item = next(frames_iter, None)
+        if item is None:
+            break
+        i, img = item
+        window[i] = img
+        while (
+            pending
+            and all((pending[0] + k) in window or not 0 <= pending[0] + k < n for k in offsets)
+            and (pending[0] in window)
+        ):
+            process(pending.pop(0))
+            lo = pending[0] - reach if pending else i + 1
+            for key in [k for k in window if k < lo]:
+                del window[key]
+    while pending:  # the video ended earlier than its frame count said: use the offsets we have
+        t = pending.pop(0)
+        if t in window:
+            process(t)
+
+
+def _write_viz(path, image, r, person, valid, hands, config, flows) -> None:
+    from cohesiv import viz as V
+
+    obj = object_mask(r, person, config.object_threshold)
+    flow = flows.get(1, next(iter(flows.values()))) if flows else None
+    panel = V.pseudolabel_panel(
+        image, r, person=person, obj=obj, valid=valid, hand_points=[h.points for h in hands], flow=flow
+    )
+    atomic_write_bytes(path, _encode_png(panel))
+
+
+def make_estimator(config: PseudoLabelConfig):
+    """Build the ``cohesiv.flow.FlowEstimator`` the config asks for (DIS or RAFT).
+
+    Raises:
+        CohesivError: the flow module is unavailable (or RAFT without weights).
+    """
+    try:
+        from cohesiv.flow import FlowEstimator
+    except ImportError as e:
+        raise CohesivError(f"flow module unavailable ({e})") from None
+    kwargs = {"method": config.flow}
+    if config.flow == "dis" and config.flow_preset is not None:
+        kwargs["preset"] = config.flow_preset
+    if config.flow == "raft":
+        kwargs.update(raft_weights=config.raft_weights, raft_model=config.raft_model)
+    return FlowEstimator(**kwargs)
+
+
+def make_flow_fn(clip: ClipSource, config: PseudoLabelConfig, estimator=None) -> FlowFn:
+    """Build the flow source of a clip: an estimator (``dis``/``raft``) or exact flow (``gt``).
+
+    Args:
+        clip: the clip.
+        config: the label settings (``config.flow`` picks the source).
+        estimator: a ``FlowEstimator`` to reuse (default: :func:`make_estimator`).
+
+    Raises:
+        InputError: ``gt`` flow for a clip without ``scene.json``.
+        CohesivError: the flow or synth module is unavailable.
+    """
+    if config.flow == "gt":
+        clip_dir = Path(clip.path)
+        if not (clip_dir.is_dir() and (clip_dir / "scene.json").is_file()):
+            raise InputError(
+                clip_dir, "--flow gt needs a clip folder written by 'cohesiv synth' (with scene.json)"
+            )
+        try:
+            from cohesiv.synth import exact_flow
+        except ImportError as e:
+            raise CohesivError(
+                f"--flow gt needs cohesiv.synth.exact_flow, which is unavailable ({e})"
+            ) from None
+        return lambda a_img, b_img, a, b: np.asarray(exact_flow(clip_dir, a, b), np.float32)
+    est = make_estimator(config) if estimator is None else estimator
+    return lambda a_img, b_img, a, b: est(a_img, b_img)
