@@ -1,0 +1,257 @@
+"""The model's part of a run folder: weights, model config and calibration, in one place.
+
+Run folder layout (docs/INTERFACES.md)::
+
+    RUN/config.yaml                   resolved config; its ``model:`` section is a ModelConfig
+    RUN/checkpoints/last.safetensors  state_dict of the unwrapped CohesivNet (safetensors, no pickle)
+    RUN/calibration.json              {"prototypes": {"person": [F floats], "object": [F floats]},
+                                       "thresholds": {"tau_h": .., "tau_o": .., "tau_r": ..}, ...}
+
+The weights file written by :func:`save_run_model` also carries the model config in its metadata
+(``"model_config"``, JSON), so a checkpoint copied alone still loads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from cohesiv.errors import CohesivError, InputError
+from cohesiv.io.atomic import atomic_path, atomic_write_text
+from cohesiv.model.net import CohesivNet, ModelConfig, build_model
+
+CONFIG_FILE = "config.yaml"
+CHECKPOINT_DIR = "checkpoints"
+CALIBRATION_FILE = "calibration.json"
+THRESHOLD_NAMES = ("tau_h", "tau_o", "tau_r")
+PROTOTYPE_NAMES = ("person", "object")
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    while hasattr(model, "module") and isinstance(model.module, nn.Module):  # DDP / DataParallel
+        model = model.module
+    return model
+
+
+def weights_path(run_dir: str | os.PathLike, name: str = "last") -> Path:
+    """Path of the weights file ``RUN/checkpoints/<name>.safetensors``."""
+    return Path(run_dir) / CHECKPOINT_DIR / f"{name}.safetensors"
+
+
+def save_run_model(
+    run_dir: str | os.PathLike,
+    model: nn.Module,
+    cfg: ModelConfig,
+    *,
+    name: str = "last",
+    state: dict[str, Any] | None = None,
+) -> Path:
+    """Write the model's weights (safetensors, atomically) into a run folder.
+
+    Args:
+        run_dir: the run folder (created if needed).
+        model: the network (a DDP/DataParallel wrapper is unwrapped).
+        cfg: its config, stored in the file's metadata.
+        name: file stem in ``RUN/checkpoints/`` ("last", "best", ...).
+        state: optional JSON-able training state, written to ``RUN/checkpoints/<name>.json``.
+
+    Returns:
+        The path of the weights file.
+    """
+    from safetensors.torch import save_file
+
+    path = weights_path(run_dir, name)
+    sd = {k: v.detach().cpu().contiguous().clone() for k, v in _unwrap(model).state_dict().items()}
+    meta = {"format": "cohesiv", "model_config": json.dumps(cfg.to_dict())}
+    with atomic_path(path) as tmp:
+        save_file(sd, str(tmp), metadata=meta)
+    if state is not None:
+        atomic_write_text(path.with_suffix(".json"), json.dumps(state, indent=1))
+    return path
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as e:
+        raise InputError(path, f"cannot read the run config ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise InputError(path, "the run config must be a YAML mapping")
+    return data
+
+
+def read_run_config(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """The run's resolved config (``RUN/config.yaml``) as a dict; ``{}`` when the file is absent."""
+    path = Path(run_dir) / CONFIG_FILE
+    return _read_yaml(path) if path.is_file() else {}
+
+
+def read_model_config(run_dir: str | os.PathLike, name: str = "last") -> ModelConfig:
+    """The run's :class:`ModelConfig`.
+
+    Read from the ``model:`` section of ``RUN/config.yaml`` (or its top level, if it has no such
+    section), else from the metadata of the weights file. Unknown keys are ignored.
+
+    Raises:
+        InputError: neither source holds a model config.
+    """
+    run_dir = Path(run_dir)
+    cfg = read_run_config(run_dir)
+    section = cfg.get("model", cfg) if isinstance(cfg.get("model", cfg), dict) else {}
+    if "encoder_name" in section:
+        return ModelConfig.from_dict(section, strict=False)
+    wpath = weights_path(run_dir, name)
+    if wpath.is_file():
+        from safetensors import safe_open
+
+        with safe_open(str(wpath), framework="pt") as f:
+            meta = f.metadata() or {}
+        if "model_config" in meta:
+            return ModelConfig.from_dict(json.loads(meta["model_config"]), strict=False)
+    raise InputError(
+        run_dir,
+        f"no model config: expected a 'model:' section with encoder_name in {CONFIG_FILE} "
+        f"or a weights file {wpath.relative_to(run_dir)} written by cohesiv",
+    )
+
+
+def load_run_model(
+    run_dir: str | os.PathLike, *, name: str = "last", device: torch.device | str | None = None
+) -> tuple[CohesivNet, ModelConfig]:
+    """Build the run's network and load its weights (safetensors only, never pickle).
+
+    Args:
+        run_dir: the run folder.
+        name: weights file stem in ``RUN/checkpoints/`` ("last" by default).
+        device: where to put the model (default CPU).
+
+    Returns:
+        ``(model, cfg)``; the model is in eval mode.
+
+    Raises:
+        InputError: missing run folder, config or weights, or weights that do not fit the config.
+    """
+    from safetensors import SafetensorsError
+    from safetensors.torch import load_file
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise InputError(run_dir, "no such run folder")
+    wpath = weights_path(run_dir, name)
+    if not wpath.is_file():
+        raise InputError(run_dir, f"no weights: {wpath.relative_to(run_dir)} is missing (has training run?)")
+    cfg = read_model_config(run_dir, name)
+    # The encoder's ImageNet file was only the starting point: the checkpoint has every weight.
+    model = build_model(replace(cfg, encoder_weights=None))
+    try:
+        sd = load_file(str(wpath), device="cpu")
+    except (SafetensorsError, OSError) as e:
+        raise InputError(wpath, f"cannot read weights ({e})") from None
+    result = model.load_state_dict(sd, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise InputError(
+            wpath,
+            f"weights do not fit the model config (encoder {cfg.encoder_name!r}, embed_dim {cfg.embed_dim}, "
+            f"head_dim {cfg.head_dim}): {len(result.missing_keys)} missing e.g. {result.missing_keys[:3]}, "
+            f"{len(result.unexpected_keys)} unexpected e.g. {result.unexpected_keys[:3]}",
+        )
+    model.eval()
+    if device is not None:
+        model.to(device)
+    return model, cfg
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Inference read-out parameters of a run (``RUN/calibration.json``).
+
+    Attributes:
+        prototypes: ``{"person": (F,), "object": (F,)}`` float32 mean embeddings, or None.
+        thresholds: ``{"tau_h", "tau_o", "tau_r"}`` floats, or None.
+    """
+
+    prototypes: dict[str, np.ndarray] | None
+    thresholds: dict[str, float] | None
+
+
+def read_calibration(run_dir: str | os.PathLike) -> Calibration | None:
+    """Read ``RUN/calibration.json``; None when the file does not exist.
+
+    Raises:
+        InputError: the file exists but is malformed (names the problem).
+    """
+    path = Path(run_dir) / CALIBRATION_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise InputError(path, f"cannot read calibration ({e})") from None
+    if not isinstance(data, dict):
+        raise InputError(path, "calibration must be a JSON object")
+    protos = data.get("prototypes")
+    if protos is not None:
+        if not isinstance(protos, dict) or any(k not in protos for k in PROTOTYPE_NAMES):
+            raise InputError(path, f"'prototypes' must have keys {list(PROTOTYPE_NAMES)}")
+        try:
+            protos = {k: np.asarray(protos[k], dtype=np.float32).reshape(-1) for k in PROTOTYPE_NAMES}
+        except (TypeError, ValueError):
+            raise InputError(path, "'prototypes' must be lists of numbers") from None
+        if protos["person"].shape != protos["object"].shape or not all(
+            np.isfinite(p).all() for p in protos.values()
+        ):
+            raise InputError(path, "'prototypes' person and object must be finite vectors of the same length")
+    ths = data.get("thresholds")
+    if ths is not None:
+        if not isinstance(ths, dict) or any(k not in ths for k in THRESHOLD_NAMES):
+            raise InputError(path, f"'thresholds' must have keys {list(THRESHOLD_NAMES)}")
+        try:
+            ths = {k: float(ths[k]) for k in THRESHOLD_NAMES}
+        except (TypeError, ValueError):
+            raise InputError(path, "'thresholds' must be numbers") from None
+    return Calibration(protos, ths)
+
+
+def write_calibration(
+    run_dir: str | os.PathLike,
+    prototypes: dict[str, Any] | None,
+    thresholds: dict[str, float] | None,
+    **extra: Any,
+) -> Path:
+    """Write ``RUN/calibration.json`` atomically.
+
+    Args:
+        run_dir: the run folder.
+        prototypes: ``{"person": (F,), "object": (F,)}`` arrays/lists, or None.
+        thresholds: ``{"tau_h", "tau_o", "tau_r"}``, or None.
+        **extra: other JSON-able entries (e.g. the grid-search scores, the number of samples).
+
+    Returns:
+        The path written.
+    """
+    if prototypes is not None and any(k not in prototypes for k in PROTOTYPE_NAMES):
+        raise CohesivError(f"prototypes need keys {list(PROTOTYPE_NAMES)}, got {sorted(prototypes)}")
+    if thresholds is not None and any(k not in thresholds for k in THRESHOLD_NAMES):
+        raise CohesivError(f"thresholds need keys {list(THRESHOLD_NAMES)}, got {sorted(thresholds)}")
+    doc: dict[str, Any] = dict(extra)
+    doc["prototypes"] = (
+        None
+        if prototypes is None
+        else {
+            k: [float(v) for v in np.asarray(prototypes[k], dtype=np.float64).reshape(-1)]
+            for k in PROTOTYPE_NAMES
+        }
+    )
+    doc["thresholds"] = None if thresholds is None else {k: float(thresholds[k]) for k in THRESHOLD_NAMES}
+    path = Path(run_dir) / CALIBRATION_FILE
+    atomic_write_text(path, json.dumps(doc, indent=1))
+    return path

@@ -1,0 +1,296 @@
+"""The COHESIV network: a U-Net giving a per-pixel embedding Z, and query/key heads giving per-hand scores.
+
+For an image and K query points (one per hand), the network returns
+
+* ``z``: the embedding ``(B, F, H, W)`` (the output of a segmentation_models_pytorch ``Unet`` with
+  ``classes=F``), used by the embedding loss and, at inference, compared with the person/object
+  prototypes;
+* ``scores``: ``S_k = clamp(q_kᵀ K, 0, 1)`` ``(B, K, H, W)``, where ``K = key_head(z)`` and ``q_k`` is
+  ``query_head(z)`` sampled (bilinearly) at the query point of hand k. ``S_k`` is trained to match the
+  responsibility map of hand k.
+
+Convention:
+    Query points are ``(x, y)`` in pixels of the network input, with the origin at the centre of the
+    top-left pixel (x to the right, y down). They are sampled with ``grid_sample(...,
+    align_corners=True)``: normalised -1 and +1 are the centres of the first and last pixels, so
+    ``x_norm = 2 x / (W - 1) - 1``. Points outside the image take the value at the border.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+# Nothing is ever fetched from a model hub: set the hub libraries offline before they are imported,
+# so that a mistake fails at once instead of retrying over the network. (setdefault: a user who
+# really wants online access can still export HF_HUB_OFFLINE=0.)
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1")
+
+import segmentation_models_pytorch as smp  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+
+from cohesiv._checks import check_shape  # noqa: E402
+from cohesiv.errors import CohesivError  # noqa: E402
+
+#: The input height and width must be multiples of this (the U-Net downsamples 5 times).
+SIZE_MULTIPLE = 32
+
+#: ImageNet normalisation of the network input (RGB in [0, 1], then (x - mean) / std).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+#: Named encoders: the CPU default and the paper's encoder. Any other smp encoder name also works.
+DEFAULT_ENCODER = "resnet18"
+PAPER_ENCODER = "se_resnext50_32x4d"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Configuration of the network and of its embedding loss.
+
+    Attributes:
+        encoder_name: any segmentation_models_pytorch encoder, e.g. ``"resnet18"`` (CPU default) or
+            ``"se_resnext50_32x4d"`` (the paper's), or a timm encoder as ``"tu-<name>"``.
+        embed_dim: F, channels of the embedding Z (64 in the paper).
+        head_dim: A, channels of the query and key heads (64; not published).
+        encoder_weights: path of a local ImageNet checkpoint (``.pth`` or ``.safetensors``) loaded into
+            the encoder by :func:`build_model`, or None for random initialisation. Never a hub name.
+        normalize_embedding: the embedding loss L2-normalises Z and the prototypes (ours; False is the
+            paper's plain dot product).
+        embedding_temperature: the embedding loss divides the dot products by this (ours 0.1; 1.0 with
+            ``normalize_embedding=False`` is the paper's form).
+    """
+
+    encoder_name: str = DEFAULT_ENCODER
+    embed_dim: int = 64
+    head_dim: int = 64
+    encoder_weights: str | None = None
+    normalize_embedding: bool = True
+    embedding_temperature: float = 0.1
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the config as a plain dict (the saved YAML/JSON form)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, strict: bool = True) -> ModelConfig:
+        """Build a config from a dict; unknown keys raise CohesivError when ``strict``, else are ignored."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown and strict:
+            raise CohesivError(f"unknown model config keys {unknown}; known: {sorted(names)}")
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+class NetOutput(NamedTuple):
+    """What :class:`CohesivNet` returns.
+
+    Attributes:
+        z: ``(B, F, H, W)`` per-pixel embedding (not normalised).
+        scores: ``(B, K, H, W)`` in [0, 1], the score of every pixel for each query; channels of
+            invalid queries are 0. None when the forward pass had no points.
+    """
+
+    z: torch.Tensor
+    scores: torch.Tensor | None
+
+
+def _head(in_ch: int, out_ch: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_ch, out_ch, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(out_ch, out_ch, 3, padding=1)
+    )
+
+
+def pixel_to_grid(points: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Convert pixel coordinates to ``grid_sample`` coordinates (``align_corners=True``).
+
+    Args:
+        points: ``(..., 2)`` ``(x, y)`` pixels, origin at the centre of the top-left pixel.
+        height: image height H (> 1).
+        width: image width W (> 1).
+
+    Returns:
+        ``(..., 2)`` in [-1, 1] for points inside the image: ``2 x / (W - 1) - 1``, ``2 y / (H - 1) - 1``.
+    """
+    scale = points.new_tensor([2.0 / max(width - 1, 1), 2.0 / max(height - 1, 1)])
+    return points * scale - 1.0
+
+
+def sample_at_points(features: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """Sample a feature map bilinearly at K points per image.
+
+    Args:
+        features: ``(B, C, H, W)``.
+        points: ``(B, K, 2)`` ``(x, y)`` pixels (origin at the centre of the top-left pixel).
+
+    Returns:
+        ``(B, K, C)``. Points outside the image take the border value.
+
+    Convention:
+        ``align_corners=True``; integer coordinates return the pixel values exactly.
+    """
+    _, _, h, w = features.shape
+    grid = pixel_to_grid(points.to(features.dtype), h, w).unsqueeze(2)  # (B, K, 1, 2)
+    out = F.grid_sample(features, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    return out.squeeze(3).transpose(1, 2)  # (B, C, K, 1) -> (B, K, C)
+
+
+def query_scores(
+    query_map: torch.Tensor,
+    key_map: torch.Tensor,
+    points: torch.Tensor,
+    point_valid: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Score every pixel for each query point: ``S_k = clamp(q_kᵀ K, 0, 1)``.
+
+    Args:
+        query_map: ``(B, A, H, W)`` output of the query head.
+        key_map: ``(B, A, H, W)`` output of the key head.
+        points: ``(B, K, 2)`` ``(x, y)`` pixels of the query points.
+        point_valid: ``(B, K)`` bool, or None (all valid). Scores of invalid points are 0.
+
+    Returns:
+        ``(B, K, H, W)`` scores in [0, 1].
+    """
+    q = sample_at_points(query_map, points)  # (B, K, A)
+    s = torch.einsum("bka,bahw->bkhw", q, key_map).clamp(0.0, 1.0)
+    if point_valid is not None:
+        s = s * point_valid.to(s.dtype)[:, :, None, None]
+    return s
+
+
+class CohesivNet(nn.Module):
+    """U-Net embedding plus query/key heads (COHESIV, Shan et al. 2021, section 3.2).
+
+    Args:
+        encoder_name: segmentation_models_pytorch encoder name (``"resnet18"``, ``"se_resnext50_32x4d"``,
+            ``"tu-<timm name>"``, ...). The smp model is always built with ``encoder_weights=None``;
+            load local ImageNet weights with :func:`cohesiv.model.load_encoder_weights`.
+        embed_dim: F, channels of the embedding Z.
+        head_dim: A, channels of the query and key heads (Conv3x3 -> ReLU -> Conv3x3 each).
+        encoder_weights: optional path of a local encoder checkpoint, loaded at construction.
+
+    Shape:
+        - images: ``(B, 3, H, W)`` float, ImageNet-normalised RGB; H and W multiples of 32.
+        - points: ``(B, K, 2)`` ``(x, y)`` pixels of the input; ``point_valid``: ``(B, K)`` bool.
+        - output: :class:`NetOutput` with ``z (B, F, H, W)`` and ``scores (B, K, H, W)`` in [0, 1].
+
+    Convention:
+        Points are sampled with ``align_corners=True`` (pixel centres, see :func:`pixel_to_grid`).
+    """
+
+    def __init__(
+        self,
+        encoder_name: str = DEFAULT_ENCODER,
+        embed_dim: int = 64,
+        head_dim: int = 64,
+        encoder_weights: str | os.PathLike | None = None,
+    ) -> None:
+        super().__init__()
+        try:
+            self.unet = smp.Unet(encoder_name=encoder_name, encoder_weights=None, classes=embed_dim)
+        except KeyError as e:
+            names = ", ".join(sorted(smp.encoders.get_encoder_names())[:12])
+            raise CohesivError(
+                f"unknown encoder {encoder_name!r} (segmentation_models_pytorch knows e.g. {names}, ...; "
+                f"timm encoders as 'tu-<name>'): {e}"
+            ) from None
+        self.encoder_name = encoder_name
+        self.embed_dim = embed_dim
+        self.head_dim = head_dim
+        self.query_head = _head(embed_dim, head_dim)
+        self.key_head = _head(embed_dim, head_dim)
+        if encoder_weights is not None:
+            from cohesiv.model.weights import load_encoder_weights
+
+            load_encoder_weights(self, encoder_weights)
+
+    @property
+    def encoder(self) -> nn.Module:
+        """The smp encoder (where ImageNet weights go)."""
+        return self.unet.encoder
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """Return the embedding Z ``(B, F, H, W)`` of ImageNet-normalised ``(B, 3, H, W)`` images."""
+        dims = check_shape(images, "B,3,H,W", "images")
+        h, w = dims["H"], dims["W"]
+        if h % SIZE_MULTIPLE or w % SIZE_MULTIPLE:
+            ph, pw = -(-h // SIZE_MULTIPLE) * SIZE_MULTIPLE, -(-w // SIZE_MULTIPLE) * SIZE_MULTIPLE
+            raise ValueError(
+                f"images height and width must be multiples of {SIZE_MULTIPLE}, got {h}x{w} (HxW); "
+                f"pad to {ph}x{pw} (cohesiv.model.Predictor pads for you) or crop"
+            )
+        return self.unet(images)
+
+    def score(
+        self, z: torch.Tensor, points: torch.Tensor, point_valid: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Scores ``(B, K, H, W)`` of every pixel for each query point, from an embedding ``z``.
+
+        Args:
+            z: ``(B, F, H, W)`` embedding from :meth:`embed`.
+            points: ``(B, K, 2)`` ``(x, y)`` pixels.
+            point_valid: ``(B, K)`` bool or None (all valid); invalid queries get all-zero scores.
+        """
+        dims = check_shape(z, "B,F,H,W", "z")
+        check_shape(points, f"{dims['B']},K,2", "points")
+        if point_valid is not None:
+            check_shape(point_valid, f"{dims['B']},{points.shape[1]}", "point_valid")
+            # Invalid points may hold garbage (NaN padding): sample them at the origin instead.
+            points = torch.where(point_valid[..., None], points, torch.zeros_like(points))
+        return query_scores(self.query_head(z), self.key_head(z), points, point_valid)
+
+    def forward(
+        self,
+        images: torch.Tensor,
+        points: torch.Tensor | None = None,
+        point_valid: torch.Tensor | None = None,
+    ) -> NetOutput:
+        """Embed the images and score every pixel for each query point.
+
+        Args:
+            images: ``(B, 3, H, W)`` ImageNet-normalised RGB, H and W multiples of 32.
+            points: ``(B, K, 2)`` ``(x, y)`` pixels of the input (origin at the centre of the top-left
+                pixel), or None to compute only ``z``.
+            point_valid: ``(B, K)`` bool (False for padding entries when images have fewer than K
+                hands), or None (all valid).
+
+        Returns:
+            :class:`NetOutput` ``(z (B, F, H, W), scores (B, K, H, W) or None)``.
+        """
+        z = self.embed(images)
+        if points is None:
+            return NetOutput(z, None)
+        return NetOutput(z, self.score(z, points, point_valid))
+
+
+def build_model(cfg: ModelConfig) -> CohesivNet:
+    """Build the network of a :class:`ModelConfig` (and load its local encoder weights, if any)."""
+    return CohesivNet(
+        encoder_name=cfg.encoder_name,
+        embed_dim=cfg.embed_dim,
+        head_dim=cfg.head_dim,
+        encoder_weights=cfg.encoder_weights,
+    )
+
+
+def normalize_images(images: torch.Tensor) -> torch.Tensor:
+    """ImageNet-normalise ``(B, 3, H, W)`` RGB images.
+
+    Args:
+        images: uint8 in [0, 255] or float in [0, 1], ``(B, 3, H, W)``.
+
+    Returns:
+        float32 ``(images / 255 - mean) / std`` (uint8) or ``(images - mean) / std`` (float).
+    """
+    check_shape(images, "B,3,H,W", "images")
+    x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+    mean = x.new_tensor(IMAGENET_MEAN)[None, :, None, None]
+    std = x.new_tensor(IMAGENET_STD)[None, :, None, None]
+    return (x - mean) / std

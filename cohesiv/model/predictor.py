@@ -1,0 +1,393 @@
+"""Inference: one RGB image and a query point per hand -> hand masks, held-object masks, EgoHOS labels.
+
+:class:`Predictor` wraps a trained :class:`~cohesiv.model.CohesivNet` (co-tracker's predictor idea):
+it resizes the image so its longer side is ``size``, rescales the query points, pads to a multiple of
+32, runs the network under ``torch.no_grad`` in eval mode (restoring the caller's mode afterwards),
+unpads and resizes the maps back to the image. The read-out (COHESIV section 3.2) is a pure function,
+:func:`readout`, and the EgoHOS label composition is :func:`compose_label`.
+
+Read-out, per query k (``S_k`` the score map, ``Z`` the embedding):
+
+* calibrated (prototypes and thresholds from ``cohesiv calibrate``):
+  hand_k = cos(Z, z_person) > tau_h AND S_k > tau_r; object_k = cos(Z, z_object) > tau_o AND
+  S_k > tau_r AND NOT hand_k;
+* prototypes without thresholds: S_k > 0.5, split into hand/object by the closer prototype;
+* no calibration at all: the person prototype is the mean embedding at the query points (queries lie
+  on hands); hand_k = cos(Z, z_query) > 0.5 AND S_k > 0.5; object_k = S_k > 0.5 AND NOT hand_k;
+  ``object_sim`` is then ``-person_sim``.
+
+Convention:
+    Images ``(H, W, 3)`` uint8 RGB; query points ``(x, y)`` pixels with the origin at the centre of the
+    top-left pixel. Resizing by ``s`` maps ``x`` to ``(x + 0.5) s - 0.5`` (the pixel-centre rule of
+    OpenCV and ``align_corners=False``). Masks are thresholds of the returned maps, which are resized
+    (bilinear) to the image before thresholding, so ``hand_masks`` can be recomputed exactly from
+    ``scores``, ``person_sim`` and the thresholds.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from cohesiv._checks import check_shape
+from cohesiv.io.labels import BOTH_OBJECT, LEFT_HAND, LEFT_OBJECT, RIGHT_HAND, RIGHT_OBJECT
+from cohesiv.model.net import SIZE_MULTIPLE, CohesivNet, normalize_images, sample_at_points
+
+#: Thresholds used when a run has prototypes but no calibrated thresholds.
+DEFAULT_THRESHOLDS = {"tau_h": 0.5, "tau_o": 0.5, "tau_r": 0.5}
+#: Longer image side fed to the network when neither the caller nor the run config says otherwise.
+DEFAULT_SIZE = 384
+
+
+@dataclass
+class Prediction:
+    """The output of :meth:`Predictor.predict` for one image with K query points.
+
+    Attributes:
+        hand_masks: ``(K, H, W)`` uint8 {0, 1}, the mask of each queried hand.
+        object_masks: ``(K, H, W)`` uint8 {0, 1}, the object held by each hand (disjoint from its hand).
+        scores: ``(K, H, W)`` float32 in [0, 1], the network's score S_k.
+        person_sim: ``(H, W)`` float32 in [-1, 1], cosine similarity of Z to the person prototype.
+        object_sim: ``(H, W)`` float32 in [-1, 1], cosine similarity of Z to the object prototype.
+        label: ``(H, W)`` uint8 EgoHOS labels (0 bg, 1/2 left/right hand, 3/4 their objects, 5 both).
+        sides: the side used for each query ("left"/"right"; unknown sides from the image half).
+        queries: ``(K, 2)`` float32 query points ``(x, y)`` in image pixels.
+        mode: which read-out was used: "calibrated", "nearest-prototype" or "query-prototype".
+    """
+
+    hand_masks: np.ndarray
+    object_masks: np.ndarray
+    scores: np.ndarray
+    person_sim: np.ndarray
+    object_sim: np.ndarray
+    label: np.ndarray
+    sides: list[str]
+    queries: np.ndarray
+    mode: str
+
+
+def resolve_sides(queries: np.ndarray, sides: Sequence[str | None] | None, width: int) -> list[str]:
+    """Fill unknown sides from the image half of the query (left half -> "left").
+
+    Args:
+        queries: ``(K, 2)`` ``(x, y)`` pixels.
+        sides: K entries "left", "right" or None, or None (all unknown).
+        width: image width W; the halves split at ``x = (W - 1) / 2``.
+
+    Returns:
+        K sides, each "left" or "right".
+    """
+    k = len(queries)
+    sides = [None] * k if sides is None else list(sides)
+    if len(sides) != k:
+        raise ValueError(f"got {len(sides)} sides for {k} queries")
+    out = []
+    for (x, _), s in zip(queries, sides):
+        if s not in (None, "left", "right"):
+            raise ValueError(f"side must be 'left', 'right' or None, got {s!r}")
+        out.append(s if s is not None else ("left" if x < (width - 1) / 2 else "right"))
+    return out
+
+
+def compose_label(hand_masks: np.ndarray, object_masks: np.ndarray, sides: Sequence[str]) -> np.ndarray:
+    """Compose the EgoHOS label image of per-hand masks.
+
+    Objects of left hands are 3, of right hands 4, claimed by both sides 5; hands (1 left, 2 right)
+    are drawn over objects.
+
+    Args:
+        hand_masks: ``(K, H, W)`` {0, 1}.
+        object_masks: ``(K, H, W)`` {0, 1}.
+        sides: K entries "left" or "right".
+
+    Returns:
+        ``(H, W)`` uint8 label.
+    """
+    k, h, w = hand_masks.shape
+    label = np.zeros((h, w), np.uint8)
+    hm, om = hand_masks.astype(bool), object_masks.astype(bool)
+    left = np.array([s == "left" for s in sides], bool)
+    obj_l = om[left].any(0) if left.any() else np.zeros((h, w), bool)
+    obj_r = om[~left].any(0) if (~left).any() else np.zeros((h, w), bool)
+    label[obj_l] = LEFT_OBJECT
+    label[obj_r] = RIGHT_OBJECT
+    label[obj_l & obj_r] = BOTH_OBJECT
+    for i in range(k):
+        label[hm[i]] = LEFT_HAND if left[i] else RIGHT_HAND
+    return label
+
+
+def readout(
+    scores: torch.Tensor,
+    person_sim: torch.Tensor,
+    object_sim: torch.Tensor,
+    thresholds: Mapping[str, float] | None,
+    mode: str = "calibrated",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hand and object masks from scores and prototype similarities (pure; see the module docstring).
+
+    Args:
+        scores: ``(K, H, W)`` S_k in [0, 1].
+        person_sim: ``(H, W)`` cosine similarity to the person prototype.
+        object_sim: ``(H, W)`` cosine similarity to the object prototype.
+        thresholds: ``{"tau_h", "tau_o", "tau_r"}``; None means :data:`DEFAULT_THRESHOLDS`.
+        mode: "calibrated" (all three thresholds), "nearest-prototype" (``S > tau_r``, split by the closer
+            prototype) or "query-prototype" (hand: ``person_sim > tau_h``; object: the rest of ``S > tau_r``).
+
+    Returns:
+        ``(hand (K, H, W) bool, object (K, H, W) bool)``, disjoint for each k.
+    """
+    t = dict(DEFAULT_THRESHOLDS if thresholds is None else thresholds)
+    moving = scores > t["tau_r"]
+    if mode == "calibrated":
+        hand = moving & (person_sim > t["tau_h"])[None]
+        obj = moving & (object_sim > t["tau_o"])[None] & ~hand
+    elif mode == "nearest-prototype":
+        hand = moving & (person_sim >= object_sim)[None]
+        obj = moving & ~hand
+    elif mode == "query-prototype":
+        hand = moving & (person_sim > t["tau_h"])[None]
+        obj = moving & ~hand
+    else:
+        raise ValueError(f"unknown read-out mode {mode!r}")
+    return hand, obj
+
+
+def _pad_to_multiple(x: torch.Tensor, multiple: int = SIZE_MULTIPLE) -> torch.Tensor:
+    """Pad ``(B, C, H, W)`` at the bottom and right to multiples of ``multiple`` (reflect, else replicate)."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if not (ph or pw):
+        return x
+    mode = "reflect" if ph < h and pw < w else "replicate"
+    return F.pad(x, (0, pw, 0, ph), mode=mode)
+
+
+class Predictor:
+    """Segment queried hands and the objects they hold in single RGB images.
+
+    Args:
+        model: a trained :class:`~cohesiv.model.CohesivNet`. Moved to ``device`` if one is given; its
+            train/eval mode is restored after every call.
+        prototypes: ``{"person": (F,), "object": (F,)}`` mean embeddings (from calibration), or None.
+        thresholds: ``{"tau_h", "tau_o", "tau_r"}`` (from calibration), or None.
+        size: the longer image side fed to the network (the image is resized; the outputs are at the
+            original size), or None to keep the image size.
+        device: torch device, default the model's.
+
+    Example:
+        >>> pred = Predictor.from_run("runs/cup")  # doctest: +SKIP
+        >>> out = pred.predict(image, [(120, 200)], ["right"])  # doctest: +SKIP
+        >>> out.label.shape == image.shape[:2]  # doctest: +SKIP
+        True
+    """
+
+    def __init__(
+        self,
+        model: CohesivNet,
+        *,
+        prototypes: Mapping[str, Any] | None = None,
+        thresholds: Mapping[str, float] | None = None,
+        size: int | None = None,
+        device: torch.device | str | None = None,
+    ) -> None:
+        self.model = model
+        if device is not None:
+            model.to(device)
+        self.device = next(model.parameters()).device
+        self.size = None if size is None else int(size)
+        if self.size is not None and self.size < SIZE_MULTIPLE:
+            raise ValueError(f"size must be at least {SIZE_MULTIPLE}, got {size}")
+        self.prototypes = None
+        if prototypes is not None:
+            p = torch.as_tensor(
+                np.stack([np.asarray(prototypes[k], np.float32) for k in ("person", "object")])
+            )
+            if p.shape[1] != model.embed_dim:
+                raise ValueError(f"prototypes have {p.shape[1]} channels, the model embeds {model.embed_dim}")
+            self.prototypes = F.normalize(p, dim=1).to(self.device)
+        self.thresholds = (
+            None if thresholds is None else {k: float(thresholds[k]) for k in DEFAULT_THRESHOLDS}
+        )
+
+    @classmethod
+    def from_run(
+        cls,
+        run_dir: str | os.PathLike,
+        device: torch.device | str | None = None,
+        *,
+        size: int | None = None,
+        name: str = "last",
+    ) -> Predictor:
+        """Load a predictor from a run folder (config, ``checkpoints/<name>.safetensors``, calibration).
+
+        Args:
+            run_dir: the run folder.
+            device: torch device (default CPU).
+            size: longer image side for the network; default: ``predict.size`` or ``train.size`` of
+                ``config.yaml`` if present, else 384.
+            name: weights file stem ("last").
+
+        Raises:
+            InputError: missing/broken run folder, weights or calibration.
+        """
+        from cohesiv.model.io import load_run_model, read_calibration, read_run_config
+
+        model, _ = load_run_model(run_dir, name=name, device=device)
+        cal = read_calibration(run_dir)
+        if size is None:
+            size = _size_from_config(read_run_config(run_dir))
+        return cls(
+            model,
+            prototypes=None if cal is None else cal.prototypes,
+            thresholds=None if cal is None else cal.thresholds,
+            size=size,
+            device=device,
+        )
+
+    @property
+    def readout_mode(self) -> str:
+        """The read-out in use: "calibrated", "nearest-prototype" or "query-prototype" (module docstring)."""
+        if self.prototypes is None:
+            return "query-prototype"
+        return "calibrated" if self.thresholds is not None else "nearest-prototype"
+
+    # ------------------------------------------------------------------------------------ internals
+
+    def _resized_shape(self, h: int, w: int) -> tuple[int, int]:
+        if self.size is None:
+            return h, w
+        s = self.size / max(h, w)
+        return max(1, round(h * s)), max(1, round(w * s))
+
+    def _input(self, image: np.ndarray) -> tuple[torch.Tensor, tuple[int, int]]:
+        """``(1, 3, Hp, Wp)`` normalised padded network input and the unpadded ``(h, w)``."""
+        check_shape(image, "H,W,3", "image")
+        if image.dtype != np.uint8:
+            raise ValueError(f"image must be uint8 RGB, got {image.dtype}")
+        h, w = image.shape[:2]
+        x = torch.from_numpy(np.ascontiguousarray(image)).to(self.device).permute(2, 0, 1)[None]
+        x = normalize_images(x)
+        rh, rw = self._resized_shape(h, w)
+        if (rh, rw) != (h, w):
+            x = F.interpolate(x, size=(rh, rw), mode="bilinear", align_corners=False, antialias=rh < h)
+        return _pad_to_multiple(x), (rh, rw)
+
+    def _run(self, fn):
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                return fn()
+        finally:
+            self.model.train(was_training)
+
+    # ------------------------------------------------------------------------------------ public
+
+    def features(self, image: np.ndarray, resize_back: bool = True) -> np.ndarray:
+        """The embedding Z of an image, for calibration.
+
+        Args:
+            image: ``(H, W, 3)`` uint8 RGB.
+            resize_back: resize Z (bilinear) to ``(H, W)``; else return it at the network's resolution.
+
+        Returns:
+            ``(F, H, W)`` float32 (not normalised).
+        """
+        h, w = image.shape[:2]
+
+        def run() -> np.ndarray:
+            x, (rh, rw) = self._input(image)
+            z = self.model.embed(x)[:, :, :rh, :rw]
+            if resize_back and (rh, rw) != (h, w):
+                z = F.interpolate(z, size=(h, w), mode="bilinear", align_corners=False)
+            return z[0].float().cpu().numpy()
+
+        return self._run(run)
+
+    def predict(
+        self,
+        image: np.ndarray,
+        queries: Sequence[Sequence[float]] | np.ndarray,
+        sides: Sequence[str | None] | None = None,
+    ) -> Prediction:
+        """Segment the queried hands and their objects in one image.
+
+        Args:
+            image: ``(H, W, 3)`` uint8 RGB.
+            queries: K query points ``(x, y)`` in image pixels, one per hand (on the hand).
+            sides: K sides "left"/"right"/None (None: from the image half of the query), or None.
+
+        Returns:
+            :class:`Prediction` with maps at the image's size.
+        """
+        q = np.asarray(queries, dtype=np.float32).reshape(-1, 2)
+        if not np.isfinite(q).all():
+            raise ValueError("query points must be finite")
+        h, w = image.shape[:2] if image.ndim == 3 else (0, 0)
+        sides_r = resolve_sides(q, sides, w)
+
+        def run() -> Prediction:
+            x, (rh, rw) = self._input(image)
+            z = self.model.embed(x)
+            k = len(q)
+            if k:
+                s = torch.tensor([rw / w, rh / h], dtype=torch.float32)
+                pts = ((torch.from_numpy(q) + 0.5) * s - 0.5).to(self.device, z.dtype)[None]
+                scores = self.model.score(z, pts)[0, :, :rh, :rw]
+            else:
+                scores = z.new_zeros(0, rh, rw)
+            zc = F.normalize(z[0, :, :rh, :rw], dim=0)  # (F, h, w)
+            if self.prototypes is not None:
+                protos = self.prototypes.to(zc.dtype)
+                mode = "calibrated" if self.thresholds is not None else "nearest-prototype"
+            elif k:
+                zq = sample_at_points(zc[None], pts)[0]  # (K, F): embeddings at the queries
+                person = F.normalize(F.normalize(zq, dim=1).mean(0), dim=0)
+                protos = torch.stack([person, -person])
+                mode = "query-prototype"
+            else:
+                protos = zc.new_zeros(2, zc.shape[0])
+                mode = "query-prototype"
+            sims = torch.einsum("mf,fhw->mhw", protos, zc)  # (2, h, w)
+            maps = torch.cat([scores, sims])[None]
+            if (rh, rw) != (h, w):
+                maps = F.interpolate(maps, size=(h, w), mode="bilinear", align_corners=False)
+            maps = maps[0]
+            scores_o, person_sim, object_sim = maps[:k].clamp(0, 1), maps[k], maps[k + 1]
+            hand, obj = readout(scores_o, person_sim, object_sim, self.thresholds, mode)
+            hand_np = hand.cpu().numpy().astype(np.uint8)
+            obj_np = obj.cpu().numpy().astype(np.uint8)
+            return Prediction(
+                hand_masks=hand_np,
+                object_masks=obj_np,
+                scores=scores_o.float().cpu().numpy(),
+                person_sim=person_sim.float().cpu().numpy(),
+                object_sim=object_sim.float().cpu().numpy(),
+                label=compose_label(hand_np, obj_np, sides_r),
+                sides=sides_r,
+                queries=q,
+                mode=mode,
+            )
+
+        return self._run(run)
+
+
+def _size_from_config(cfg: Mapping[str, Any]) -> int:
+    """The network's image size from a run config: ``predict.size``, ``train.size``, ``data.size``, else 384."""
+    for section in ("predict", "train", "data"):
+        sec = cfg.get(section)
+        if isinstance(sec, Mapping):
+            for key in ("size", "image_size"):
+                v = sec.get(key)
+                if isinstance(v, int) and v > 0:
+                    return v
+                if isinstance(v, (list, tuple)) and v and all(isinstance(i, int) for i in v):
+                    return max(v)
+    return DEFAULT_SIZE

@@ -1,0 +1,125 @@
+import os
+
+import pytest
+import torch
+
+from cohesiv.errors import CohesivError
+from cohesiv.model import (
+    CohesivNet,
+    ModelConfig,
+    build_model,
+    normalize_images,
+    pixel_to_grid,
+    sample_at_points,
+)
+from cohesiv.model.net import query_scores
+
+
+@pytest.fixture(scope="module")
+def net():
+    torch.manual_seed(0)
+    return CohesivNet("resnet18", embed_dim=16, head_dim=8).eval()
+
+
+def test_hub_offline_by_default():
+    assert os.environ.get("HF_HUB_OFFLINE") is not None
+
+
+def test_forward_shapes_and_range(net):
+    x = torch.randn(2, 3, 64, 96)
+    pts = torch.tensor([[[10.0, 20.0], [50.0, 40.0], [0.0, 0.0]], [[95.0, 63.0], [3.0, 5.0], [7.0, 7.0]]])
+    valid = torch.tensor([[True, True, False], [True, True, True]])
+    out = net(x, pts, valid)
+    assert out.z.shape == (2, 16, 64, 96)
+    assert out.scores.shape == (2, 3, 64, 96)
+    assert out.scores.min() >= 0 and out.scores.max() <= 1
+    assert torch.all(out.scores[0, 2] == 0)  # invalid query -> zero scores
+    assert net(x).scores is None
+
+
+def test_invalid_points_may_hold_nan(net):
+    x = torch.randn(1, 3, 32, 32)
+    pts = torch.tensor([[[5.0, 5.0], [float("nan"), float("nan")]]])
+    out = net(x, pts, torch.tensor([[True, False]]))
+    assert torch.isfinite(out.scores).all()
+    assert torch.all(out.scores[0, 1] == 0)
+
+
+def test_several_hands_in_one_pass_equal_one_at_a_time(net):
+    x = torch.randn(1, 3, 64, 64)
+    pts = torch.tensor([[[10.0, 20.0], [40.5, 33.25]]])
+    with torch.no_grad():
+        both = net(x, pts).scores
+        first = net(x, pts[:, :1]).scores
+        second = net(x, pts[:, 1:]).scores
+    torch.testing.assert_close(both, torch.cat([first, second], 1))
+
+
+def test_size_not_multiple_of_32(net):
+    with pytest.raises(ValueError, match="multiples of 32.*pad to 64x64"):
+        net(torch.randn(1, 3, 50, 64))
+    with pytest.raises(ValueError, match="images must have shape"):
+        net(torch.randn(1, 4, 64, 64))
+
+
+def test_points_shape_checked(net):
+    with pytest.raises(ValueError, match="points"):
+        net(torch.randn(1, 3, 32, 32), torch.zeros(1, 2, 3))
+
+
+def test_unknown_encoder():
+    with pytest.raises(CohesivError, match="unknown encoder 'nonet'"):
+        CohesivNet("nonet")
+
+
+def test_pixel_to_grid_pixel_centres():
+    g = pixel_to_grid(torch.tensor([[0.0, 0.0], [9.0, 4.0], [4.5, 2.0]]), height=5, width=10)
+    torch.testing.assert_close(g, torch.tensor([[-1.0, -1.0], [1.0, 1.0], [0.0, 0.0]]))
+
+
+def test_sample_at_points_hand_values():
+    f = torch.arange(12.0).view(1, 1, 3, 4)  # value = 4 y + x
+    pts = torch.tensor([[[0.0, 0.0], [3.0, 2.0], [1.5, 0.0], [2.0, 1.5], [1.25, 1.0]]])
+    out = sample_at_points(f, pts)
+    assert out.shape == (1, 5, 1)
+    torch.testing.assert_close(out[0, :, 0], torch.tensor([0.0, 11.0, 1.5, 8.0, 5.25]))
+
+
+def test_query_scores_hand_values():
+    q = torch.zeros(1, 2, 2, 2)
+    q[0, :, 0, 0] = torch.tensor([1.0, 0.0])  # query at pixel (0, 0)
+    q[0, :, 1, 1] = torch.tensor([0.5, 0.5])  # query at pixel (1, 1)
+    k = torch.tensor([[[[0.3, 2.0], [-1.0, 0.0]], [[0.0, 0.0], [1.0, 0.4]]]])  # (1, 2, 2, 2)
+    s = query_scores(q, k, torch.tensor([[[0.0, 0.0], [1.0, 1.0]]]))
+    torch.testing.assert_close(s[0, 0], torch.tensor([[0.3, 1.0], [0.0, 0.0]]))
+    torch.testing.assert_close(s[0, 1], torch.tensor([[0.15, 1.0], [0.0, 0.2]]))
+
+
+def test_gradients_reach_encoder_and_heads():
+    torch.manual_seed(0)
+    m = CohesivNet("resnet18", embed_dim=8, head_dim=8)
+    out = m(torch.randn(2, 3, 32, 32), torch.tensor([[[5.0, 5.0]], [[20.0, 9.0]]]))
+    (out.scores.sum() + out.z.square().mean()).backward()
+    for mod in (m.encoder, m.query_head, m.key_head, m.unet.decoder):
+        grads = [p.grad for p in mod.parameters() if p.grad is not None]
+        assert grads and any(g.abs().sum() > 0 for g in grads)
+
+
+def test_build_model_and_config_roundtrip():
+    cfg = ModelConfig(encoder_name="resnet18", embed_dim=8, head_dim=4)
+    m = build_model(cfg)
+    assert (m.embed_dim, m.head_dim) == (8, 4)
+    assert m.query_head[2].out_channels == 4
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(CohesivError, match="unknown model config keys \\['embed'\\]"):
+        ModelConfig.from_dict({"embed": 3})
+    assert ModelConfig.from_dict({"embed": 3, "head_dim": 5}, strict=False).head_dim == 5
+
+
+def test_normalize_images():
+    x = torch.full((1, 3, 2, 2), 255, dtype=torch.uint8)
+    y = normalize_images(x)
+    torch.testing.assert_close(
+        y[0, :, 0, 0], torch.tensor([(1 - 0.485) / 0.229, (1 - 0.456) / 0.224, (1 - 0.406) / 0.225])
+    )
+    torch.testing.assert_close(normalize_images(x.float() / 255), y)
