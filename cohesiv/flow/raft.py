@@ -10,8 +10,8 @@ path of a checkpoint you have, either
   ``module.`` prefixes and the original module names (``fnet``, ``cnet``, ``update_block.gru``...),
   which :func:`convert_raft_state_dict` maps onto torchvision's names.
 
-Inputs are padded (edge replication) to multiples of 8 (and at least 64 pixels, the size the
-4-level correlation pyramid needs) and the flow is cropped back: RAFT's most common user trap.
+Inputs are padded (edge replication) to multiples of 8 (and at least 128 pixels, the size
+torchvision's 4-level correlation pyramid needs) and the flow is cropped back: RAFT's most common user trap.
 """
 
 from __future__ import annotations
@@ -200,7 +200,9 @@ def _few(items: Sequence[str], n: int = 8) -> str:
     return "[" + ", ".join(items[:n]) + (", ..." if len(items) > n else "") + "]"
 
 
-def pad_to_multiple(images: torch.Tensor, multiple: int = 8, minimum: int = 64) -> tuple[torch.Tensor, tuple]:
+def pad_to_multiple(
+    images: torch.Tensor, multiple: int = 8, minimum: int = 128
+) -> tuple[torch.Tensor, tuple]:
     """Pad ``(B, C, H, W)`` by edge replication so H and W are multiples of ``multiple`` (>= ``minimum``).
 
     The padding is split evenly between the two sides (as princeton-vl's ``InputPadder``).

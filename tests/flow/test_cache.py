@@ -1,0 +1,108 @@
+import numpy as np
+import pytest
+from conftest import textured, translate
+
+from cohesiv.errors import InputError
+from cohesiv.flow import FlowCache, FlowEstimator
+from cohesiv.flow.store import flow_file
+from cohesiv.io import read_flo
+
+N = 12
+
+
+class CountingEstimator:
+    """Fake estimator: flow t -> s is the constant (s - t, 0); counts calls per pair."""
+
+    def __init__(self):
+        self.calls = {}
+        self.config = FlowEstimator().config
+
+    def __call__(self, a, b):
+        t, s = int(a[0, 0, 0]), int(b[0, 0, 0])
+        self.calls[(t, s)] = self.calls.get((t, s), 0) + 1
+        f = np.zeros((2, 8, 8), np.float32)
+        f[0] = s - t
+        return f
+
+
+def make_frame(t):
+    return np.full((8, 8, 3), t, np.uint8)
+
+
+def sliding_window(cache, radius=3, backward=True):
+    for t in range(N):
+        for k in range(-radius, radius + 1):
+            s = t + k
+            if k == 0 or not 0 <= s < N:
+                continue
+            f = cache.get(t, s)
+            assert f[0, 0, 0] == s - t
+            if backward:
+                cache.get(s, t)
+
+
+def test_sliding_window_computes_each_pair_once():
+    est = CountingEstimator()
+    reads = []
+    cache = FlowCache(est, lambda t: reads.append(t) or make_frame(t))
+    sliding_window(cache)
+    pairs = {(t, s) for t in range(N) for s in range(N) if 0 < abs(s - t) <= 3}
+    assert set(est.calls) == pairs
+    assert max(est.calls.values()) == 1
+    st = cache.stats
+    assert st.computed == len(pairs) and st.recomputed == 0
+    assert st.hits + st.misses == 2 * len(pairs) and st.hits == len(pairs)
+    assert st.frame_reads == N == len(reads)  # each frame read once
+    assert len(cache) <= 64
+
+
+def test_lru_is_bounded_and_too_small_a_cache_is_counted():
+    est = CountingEstimator()
+    cache = FlowCache(est, make_frame, max_flows=4, max_frames=2)
+    sliding_window(cache)
+    assert len(cache) == 4
+    assert cache.stats.recomputed > 0
+    assert cache.stats.recomputed == sum(v - 1 for v in est.calls.values())
+
+
+def test_cache_dir_means_never_twice_even_when_evicted(tmp_path):
+    est = CountingEstimator()
+    cache = FlowCache(est, make_frame, max_flows=4, cache_dir=tmp_path)
+    sliding_window(cache)
+    assert max(est.calls.values()) == 1 and cache.stats.recomputed == 0
+    assert cache.stats.disk_hits > 0
+    f = read_flo(flow_file(tmp_path, 5, 3))
+    assert f[0, 0, 0] == -2
+    assert (tmp_path / "flow" / "bw2" / "000005.flo").exists()
+    # a second run reads everything from disk
+    est2 = CountingEstimator()
+    cache2 = FlowCache(est2, make_frame, cache_dir=tmp_path)
+    sliding_window(cache2)
+    assert not est2.calls and cache2.stats.computed == 0
+
+
+def test_cache_dir_of_another_method_is_refused(tmp_path):
+    FlowCache(FlowEstimator(preset="fast"), make_frame, cache_dir=tmp_path)
+    with pytest.raises(InputError, match="flow.json.*preset': 'fast'.*not.*'medium'"):
+        FlowCache(FlowEstimator(preset="medium"), make_frame, cache_dir=tmp_path)
+
+
+def test_returned_flows_are_read_only_and_same_pair_errors():
+    cache = FlowCache(CountingEstimator(), make_frame)
+    f = cache.get(0, 1)
+    with pytest.raises(ValueError):
+        f[0, 0, 0] = 5
+    assert cache.get(0, 1) is f
+    with pytest.raises(ValueError, match="two different frames"):
+        cache.get(2, 2)
+
+
+def test_valid_mask_with_a_real_estimator():
+    base = textured(64, 80, seed=4)
+    frames = [translate(base, 1.5 * t, 0) for t in range(4)]
+    cache = FlowCache(FlowEstimator(preset="medium"), frames.__getitem__)
+    ok = cache.valid(0, 2)
+    assert ok.shape == (64, 80)
+    assert ok[8:-8, 8:-12].mean() > 0.95  # pure translation: consistent away from the borders
+    assert cache.stats.computed == 2
+    assert abs(float(np.median(cache.get(0, 2)[0])) - 3.0) < 0.2

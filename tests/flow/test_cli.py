@@ -1,0 +1,83 @@
+import numpy as np
+import pytest
+import torch
+from conftest import textured, translate
+from torchvision.utils import flow_to_image
+
+from cohesiv.cli import main
+from cohesiv.flow import FlowEstimator, flow_to_color
+from cohesiv.io import read_flo, read_image, write_image
+
+
+@pytest.fixture
+def clip(tmp_path):
+    """6 frames 96x128 of a texture moving 2 px right per frame."""
+    folder = tmp_path / "clip"
+    base = textured(96, 128, seed=9)
+    frames = [translate(base, 2.0 * t, 0) for t in range(6)]
+    for t, f in enumerate(frames):
+        write_image(folder / f"{t:06d}.png", f)
+    return folder, frames
+
+
+def test_cli_writes_flo_color_and_valid(tmp_path, clip, capsys):
+    folder, frames = clip
+    out = tmp_path / "out"
+    assert (
+        main(["flow", str(folder), "--out", str(out), "--offsets", "1,2", "--backward", "--preset", "medium"])
+        == 0
+    )
+    for name, count in [("fw1", 5), ("bw1", 5), ("fw2", 4), ("bw2", 4)]:
+        assert len(list((out / "flow" / name).glob("*.flo"))) == count
+        assert len(list((out / "color" / name).glob("*.png"))) == count
+        assert len(list((out / "valid" / name).glob("*.png"))) == count
+    # .flo round trip: the file holds exactly what the estimator returns
+    f = read_flo(out / "flow" / "fw2" / "000001.flo")
+    np.testing.assert_array_equal(f, FlowEstimator(preset="medium")(frames[1], frames[3]))
+    assert abs(float(np.median(f[0])) - 4.0) < 0.1 and abs(float(np.median(f[1]))) < 0.1
+    b = read_flo(out / "flow" / "bw1" / "000003.flo")  # 3 -> 2
+    assert abs(float(np.median(b[0])) + 2.0) < 0.1
+    color = read_image(out / "color" / "fw1" / "000000.png")
+    assert color.shape == (96, 128, 3)
+    valid = read_image(out / "valid" / "fw1" / "000000.png")[..., 0]
+    assert set(np.unique(valid)) <= {0, 255} and (valid[10:-10, 10:-10] == 255).mean() > 0.9
+    assert "18 flows computed" in capsys.readouterr().out  # 5 + 5 + 4 + 4
+    # a re-run computes nothing
+    assert (
+        main(["flow", str(folder), "--out", str(out), "--offsets", "1,2", "--backward", "--preset", "medium"])
+        == 0
+    )
+    assert "0 flows computed" in (o := capsys.readouterr().out) and "18 flows already done" in o
+    # another preset into the same folder is refused
+    assert main(["flow", str(folder), "--out", str(out), "--preset", "ultrafast"]) == 2
+    assert "use another output folder" in capsys.readouterr().err
+
+
+def test_cli_raft_without_weights_is_one_line_error(tmp_path, clip, capsys):
+    assert main(["flow", str(clip[0]), "--out", str(tmp_path / "o"), "--method", "raft"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--raft-weights" in err
+
+
+def test_cli_bad_input(tmp_path, capsys):
+    assert main(["flow", str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "o")]) == 2
+    assert "no such video file" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["flow", str(tmp_path), "--out", str(tmp_path / "o"), "--offsets", "0"])
+    assert e.value.code == 2
+    assert "offsets must be positive" in capsys.readouterr().err
+
+
+def test_flow_to_color_matches_torchvision_and_handles_unknown():
+    flow = np.zeros((2, 4, 5), np.float32)
+    flow[0, :, 2:] = 3.0
+    img = flow_to_color(flow)
+    assert img.shape == (4, 5, 3) and img.dtype == np.uint8
+    np.testing.assert_array_equal(img, flow_to_image(torch.from_numpy(flow)).permute(1, 2, 0).numpy())
+    assert (img[:, :2] == 255).all()  # zero flow is white
+    unknown = flow.copy()
+    unknown[:, 0, 0] = 1e10
+    np.testing.assert_array_equal(flow_to_color(unknown)[1:], img[1:])
+    assert flow_to_color(np.stack([flow, flow])).shape == (2, 4, 5, 3)
+    with pytest.raises(ValueError, match=r"\(2, H, W\)"):
+        flow_to_color(np.zeros((3, 4, 5)))
