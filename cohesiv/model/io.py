@@ -140,7 +140,7 @@ def load_run_model(
     Raises:
         InputError: missing run folder, config or weights, or weights that do not fit the config.
     """
-    from safetensors import SafetensorsError
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     run_dir = Path(run_dir)
@@ -154,16 +154,24 @@ def load_run_model(
     model = build_model(replace(cfg, encoder_weights=None))
     try:
         sd = load_file(str(wpath), device="cpu")
-    except (SafetensorsError, OSError) as e:
+    except (SafetensorError, OSError) as e:
         raise InputError(wpath, f"cannot read weights ({e})") from None
-    result = model.load_state_dict(sd, strict=False)
-    if result.missing_keys or result.unexpected_keys:
+    own = model.state_dict()
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    shapes = [
+        f"{k} {tuple(sd[k].shape)} vs {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in sd and sd[k].shape != v.shape
+    ]
+    if missing or unexpected or shapes:
         raise InputError(
             wpath,
             f"weights do not fit the model config (encoder {cfg.encoder_name!r}, embed_dim {cfg.embed_dim}, "
-            f"head_dim {cfg.head_dim}): {len(result.missing_keys)} missing e.g. {result.missing_keys[:3]}, "
-            f"{len(result.unexpected_keys)} unexpected e.g. {result.unexpected_keys[:3]}",
+            f"head_dim {cfg.head_dim}): {len(missing)} missing e.g. {missing[:3]}, "
+            f"{len(unexpected)} unexpected e.g. {unexpected[:3]}, {len(shapes)} of another shape e.g. {shapes[:2]}",
         )
+    model.load_state_dict(sd, strict=True)
     model.eval()
     if device is not None:
         model.to(device)

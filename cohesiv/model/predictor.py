@@ -202,6 +202,7 @@ class Predictor:
             model.to(device)
         self.device = next(model.parameters()).device
         self.size = None if size is None else int(size)
+        self._antialias = True  # antialias when shrinking the image
         if self.size is not None and self.size < SIZE_MULTIPLE:
             raise ValueError(f"size must be at least {SIZE_MULTIPLE}, got {size}")
         self.prototypes = None
@@ -276,7 +277,9 @@ class Predictor:
         x = normalize_images(x)
         rh, rw = self._resized_shape(h, w)
         if (rh, rw) != (h, w):
-            x = F.interpolate(x, size=(rh, rw), mode="bilinear", align_corners=False, antialias=rh < h)
+            x = F.interpolate(
+                x, size=(rh, rw), mode="bilinear", align_corners=False, antialias=self._antialias and rh < h
+            )
         return _pad_to_multiple(x), (rh, rw)
 
     def _run(self, fn):

@@ -1,0 +1,123 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from cohesiv.cli import main
+from cohesiv.io import HandTracks, read_label, write_hands, write_image
+from cohesiv.io.hands import Hand
+from cohesiv.model import ModelConfig, build_model, save_run_model
+
+CFG = ModelConfig(encoder_name="resnet18", embed_dim=8, head_dim=8)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    run = tmp_path_factory.mktemp("run")
+    save_run_model(run, build_model(CFG), CFG)
+    (run / "config.yaml").write_text(yaml.safe_dump({"model": CFG.to_dict(), "predict": {"size": 64}}))
+    return run
+
+
+@pytest.fixture
+def images(tmp_path):
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(2):
+        p = tmp_path / f"img{i}.png"
+        write_image(p, rng.integers(0, 256, (40, 60, 3), dtype=np.uint8))
+        paths.append(str(p))
+    return paths
+
+
+def test_predict_with_hand_points(run_dir, images, tmp_path, capsys):
+    out = tmp_path / "out"
+    rc = main(
+        [
+            "predict",
+            "--run",
+            str(run_dir),
+            *images,
+            "--hand",
+            "10,20,left",
+            "--hand",
+            "50,10",
+            "--out",
+            str(out),
+        ]
+    )
+    assert rc == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["images"] == 2 and summary["mode"] == "query-prototype"
+    for stem in ("img0", "img1"):
+        lab = read_label(out / f"{stem}_label.png")
+        assert lab.shape == (40, 60)
+        with np.load(out / f"{stem}_scores.npz") as z:
+            assert z["scores"].shape == (2, 40, 60) and z["person_sim"].shape == (40, 60)
+            assert list(z["sides"]) == ["left", "right"]
+            assert z["queries"].tolist() == [[10.0, 20.0], [50.0, 10.0]]
+        assert (out / f"{stem}_overlay.png").is_file()
+
+
+def test_predict_with_hands_file(run_dir, images, tmp_path):
+    tracks = HandTracks(
+        (60, 40),
+        {
+            0: [Hand("right", "right", np.array([[40, 10], [50, 10], [50, 20], [40, 20]]))],
+            1: [
+                Hand("a", None, np.zeros((4, 2)), query=(3.0, 4.0)),
+                Hand("b", "left", np.zeros((4, 2)), query=(30, 30)),
+            ],
+        },
+    )
+    write_hands(tmp_path / "hands.json", tracks)
+    out = tmp_path / "out"
+    rc = main(
+        [
+            "predict",
+            "--run",
+            str(run_dir),
+            *images,
+            "--hands",
+            str(tmp_path / "hands.json"),
+            "--out",
+            str(out),
+            "--no-overlay",
+        ]
+    )
+    assert rc == 0
+    with np.load(out / "img0_scores.npz") as z:
+        assert z["queries"].tolist() == [[45.0, 15.0]] and list(z["sides"]) == ["right"]
+    with np.load(out / "img1_scores.npz") as z:
+        assert z["scores"].shape == (2, 40, 60) and list(z["sides"]) == ["left", "left"]
+    assert not (out / "img0_overlay.png").exists()
+
+
+def test_predict_user_errors(run_dir, images, tmp_path, capsys):
+    rc = main(
+        ["predict", "--run", str(tmp_path / "norun"), *images, "--hand", "1,1", "--out", str(tmp_path / "o")]
+    )
+    assert rc == 2 and "no such run folder" in capsys.readouterr().err
+    rc = main(["predict", "--run", str(run_dir), *images, "--hand", "100,1", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "query point (100, 1) is outside the 60x40 image" in err
+    write_hands(tmp_path / "h.json", HandTracks((64, 64), {}))
+    rc = main(
+        [
+            "predict",
+            "--run",
+            str(run_dir),
+            *images,
+            "--hands",
+            str(tmp_path / "h.json"),
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
+    assert rc == 2 and "does not match image img0 (60x40)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["predict", "--run", str(run_dir), *images, "--hand", "1;2", "--out", str(tmp_path / "o")])
+    assert "expected x,y or x,y,side" in capsys.readouterr().err
