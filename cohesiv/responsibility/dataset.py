@@ -292,29 +292,34 @@ def rebuild_manifest(dataset: str | Path) -> int:
     return len(entries)
 
 
-def _dataset_json(root: Path, config: PseudoLabelConfig) -> None:
+def _check_dataset_json(root: Path, config: PseudoLabelConfig) -> bool:
+    """Raise InputError when ``root/dataset.json`` holds another config; return whether it exists."""
     path = root / "dataset.json"
+    if not path.is_file():
+        return False
     want = config.to_dict()
-    if path.is_file():
-        try:
-            have = json.loads(path.read_text(encoding="utf-8")).get("config", {})
-        except json.JSONDecodeError:
-            raise InputError(path, "corrupt dataset.json; remove it or write to a new --out") from None
-        diff = [k for k in want if k not in ("object_threshold",) and have.get(k) != want[k]]
-        if diff:
-            k = diff[0]
-            raise InputError(
-                path,
-                f"dataset was made with {k}={have.get(k)!r} but this run asks for {k}={want[k]!r}; "
-                "labels would be mixed: write to a new --out (or delete the folder)",
-            )
-        return
+    try:
+        have = json.loads(path.read_text(encoding="utf-8")).get("config", {})
+    except (json.JSONDecodeError, AttributeError):
+        raise InputError(path, "corrupt dataset.json; remove it or write to a new --out") from None
+    diff = [k for k in want if k != "object_threshold" and have.get(k) != want[k]]
+    if diff:
+        k = diff[0]
+        raise InputError(
+            path,
+            f"dataset was made with {k}={have.get(k)!r} but this run asks for {k}={want[k]!r}; "
+            "labels would be mixed: write to a new --out (or delete the folder)",
+        )
+    return True
+
+
+def _write_dataset_json(root: Path, config: PseudoLabelConfig) -> None:
     from cohesiv import __version__
 
-    atomic_write_text(
-        path,
-        json.dumps({"version": DATASET_VERSION, "cohesiv": __version__, "config": want}, indent=2) + "\n",
+    text = json.dumps(
+        {"version": DATASET_VERSION, "cohesiv": __version__, "config": config.to_dict()}, indent=2
     )
+    atomic_write_text(root / "dataset.json", text + "\n")
 
 
 def _is_done(root: Path, sid: str) -> bool:
@@ -424,11 +429,7 @@ def write_dataset(
     root = Path(out)
     if root.exists() and not root.is_dir():
         raise InputError(root, "--out must be a folder")
-    for sub in ("images", "samples"):
-        (root / sub).mkdir(parents=True, exist_ok=True)
-    if viz:
-        (root / "viz").mkdir(exist_ok=True)
-    _dataset_json(root, config)
+    have_json = _check_dataset_json(root, config)
     summary = Summary()
     shard_i, shard_n = shard
     if flow_fn is None:
@@ -468,7 +469,12 @@ def write_dataset(
                 todo.append(t)
         if todo:
             plans.append((src, name, reader, n, todo))
+    flows = [flow_fn(p[0]) for p in plans]  # fails early (e.g. --flow gt on a real clip)
 
+    for sub in ("images", "samples") + (("viz",) if viz else ()):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    if not have_json:
+        _write_dataset_json(root, config)
     total = sum(len(p[4]) for p in plans)
     bar = None
     if progress and total:
@@ -476,7 +482,7 @@ def write_dataset(
 
         bar = tqdm(total=total, unit="frame", desc="pseudolabel", dynamic_ncols=True, leave=False)
     try:
-        for src, name, reader, n, todo in plans:
+        for (src, name, reader, n, todo), flow in zip(plans, flows):
             _label_clip(
                 src,
                 name,
@@ -485,7 +491,7 @@ def write_dataset(
                 todo,
                 root,
                 config,
-                flow_fn(src),
+                flow,
                 valid_fn,
                 summary,
                 viz,

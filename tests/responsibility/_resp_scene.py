@@ -63,8 +63,14 @@ def make_clip(
     folder = Path(folder)
     (folder / "frames").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    bg = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
-    fg = rng.integers(0, 256, (box[3] - box[1], box[2] - box[0], 3), dtype=np.uint8)
+    import cv2
+
+    def texture(hh, ww):  # smooth random texture (flow methods track it; pure noise aliases)
+        t = cv2.GaussianBlur(rng.uniform(0, 255, (hh, ww, 3)).astype(np.float32), (0, 0), 1.5)
+        return np.clip((t - t.mean()) * 4 + 128, 0, 255).astype(np.uint8)
+
+    bg = texture(h, w)
+    fg = texture(box[3] - box[1], box[2] - box[0])
     sx, sy = step
 
     def square(t):

@@ -1,0 +1,67 @@
+import json
+
+import numpy as np
+import pytest
+from _resp_scene import make_clip
+
+from cohesiv.cli import main
+from cohesiv.responsibility.dataset import read_manifest
+
+
+def test_pseudolabel_command_with_dis_writes_a_dataset(tmp_path, capsys):
+    clip, _, square = make_clip(tmp_path / "clip", step=(4, 1))
+    out = tmp_path / "ds"
+    rc = main(["pseudolabel", str(clip), "--out", str(out), "--offsets", "1,2", "--viz"])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert "samples written: 8" in err and "time per stage" in err
+    entries = read_manifest(out)
+    assert len(entries) == 8 and len(list((out / "viz").glob("*.png"))) == 8
+    cfg = json.loads((out / "dataset.json").read_text())["config"]
+    assert cfg["offsets"] == [-2, -1, 1, 2] and cfg["flow"] == "dis"
+    with np.load(out / entries[3]["sample"]) as z:
+        r = z["responsibility"].astype(np.float32)
+    from _resp_scene import region_mask
+
+    hand = region_mask(square(3), 64, 48)
+    assert r[1][hand].mean() > 0.6 and r[1][~hand].mean() < 0.2  # DIS on a 64x48 texture: rough
+    # a second run has nothing to do
+    assert main(["pseudolabel", str(clip), "--out", str(out), "--offsets", "1,2", "--quiet"]) == 0
+
+
+def test_pseudolabel_command_errors_are_one_line_exit_2(tmp_path, capsys):
+    clip, _, _ = make_clip(tmp_path / "clip", n=4)
+    (clip / "hands.json").rename(tmp_path / "elsewhere.json")
+    cases = [
+        ([str(clip)], "hands.json"),
+        ([str(clip), "--hands", str(tmp_path / "elsewhere.json"), "--frames", "0,9"], "outside the clip"),
+        ([str(clip), "--hands", str(tmp_path / "elsewhere.json"), "--shard", "2/2"], "shard"),
+        ([str(clip), "--hands", str(tmp_path / "elsewhere.json"), "--flow", "gt"], "scene.json"),
+        ([str(clip), "--hands", str(tmp_path / "elsewhere.json"), "--offsets", "0"], "offsets"),
+        ([str(tmp_path / "nope.mp4"), "--hands", str(tmp_path / "elsewhere.json")], "nope.mp4"),
+    ]
+    for argv, msg in cases:
+        rc = main(["pseudolabel", *argv, "--out", str(tmp_path / "ds"), "--quiet"])
+        err = capsys.readouterr().err
+        assert rc == 2, argv
+        assert msg in err and err.count("\n") == 1, err
+
+
+def test_pseudolabel_gt_flow_on_a_synth_clip(tmp_path, capsys):
+    synth = pytest.importorskip("cohesiv.synth")
+    from cohesiv.io import read_label
+
+    synth.generate_dataset(tmp_path / "synth", clips=1, frames=5, size=(96, 72), seed=3, progress=False)
+    clip = tmp_path / "synth" / "clip_0000"
+    out = tmp_path / "ds"
+    rc = main(["pseudolabel", str(clip), "--out", str(out), "--flow", "gt", "--no-fb-check", "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    entries = read_manifest(out)
+    assert entries
+    e = entries[len(entries) // 2]
+    with np.load(out / e["sample"]) as z:
+        r = z["responsibility"].astype(np.float32)
+        assert z["valid"].all()  # --no-fb-check
+    np.testing.assert_allclose(r.sum(0), 1, atol=2e-3)
+    lab = read_label(clip / "labels" / f"{e['frame']:06d}.png")
+    assert r.shape == (len(e["hands"]) + 1, *lab.shape)
