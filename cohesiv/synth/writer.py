@@ -113,16 +113,18 @@ def _read_scene_json(clip_dir: Path) -> dict:
         raise InputError(path, f"cannot read scene.json ({e})") from None
 
 
-def clip_is_complete(clip_dir: str | Path, recipe: dict) -> bool:
-    """True when ``clip_dir`` holds a finished clip made with exactly ``recipe``."""
-    clip_dir = Path(clip_dir)
-    if not (clip_dir / "scene.json").is_file():
-        return False
+def _same_recipe(clip_dir: Path, recipe: dict) -> bool:
     try:
         scene = _read_scene_json(clip_dir)
     except InputError:
         return False
-    if any(scene.get(k) != v for k, v in recipe.items()):
+    return all(scene.get(k) == v for k, v in recipe.items())
+
+
+def clip_is_complete(clip_dir: str | Path, recipe: dict) -> bool:
+    """True when ``clip_dir`` holds a finished clip made with exactly ``recipe``."""
+    clip_dir = Path(clip_dir)
+    if not (clip_dir / "scene.json").is_file() or not _same_recipe(clip_dir, recipe):
         return False
     f = recipe["frames"]
     return (
@@ -212,7 +214,7 @@ def generate_dataset(
         if clip_is_complete(clip_dir, recipe):
             skipped += 1
             continue
-        if (clip_dir / "scene.json").is_file() and not overwrite:
+        if (clip_dir / "scene.json").is_file() and not overwrite and not _same_recipe(clip_dir, recipe):
             raise InputError(
                 clip_dir,
                 "holds a clip made with other settings (seed, size, frames or camera); "
