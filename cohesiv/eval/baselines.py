@@ -45,7 +45,7 @@ RESPONSIBILITY_OFFSETS = (-3, -2, -1, 1, 2, 3)
 FLOW_OFFSETS = (1,)
 #: Threshold grids searched on the validation clips.
 RESPONSIBILITY_GRID = tuple(np.round(np.arange(0.05, 0.96, 0.05), 2).tolist())
-FLOW_GRID = tuple(np.round(np.geomspace(0.1, 24.0, 25), 3).tolist())
+FLOW_GRID = tuple(np.round(np.geomspace(0.02, 24.0, 32), 3).tolist())
 
 FlowSource = Callable[[FrameContext, int], np.ndarray]
 

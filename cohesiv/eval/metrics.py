@@ -236,10 +236,11 @@ def image_stats(
     k = len(sides)
     if len(queries) != k:
         raise ValueError(f"got {k} sides but {len(queries)} queries")
-    hand_masks = np.asarray(hand_masks).astype(bool).reshape(-1, h, w) if k else np.zeros((0, h, w), bool)
-    object_masks = np.asarray(object_masks).astype(bool).reshape(-1, h, w) if k else np.zeros((0, h, w), bool)
-    check_shape(hand_masks, f"{k},{h},{w}", "hand_masks")
-    check_shape(object_masks, f"{k},{h},{w}", "object_masks")
+    if k:
+        check_shape(hand_masks, f"{k},{h},{w}", "hand_masks")
+        check_shape(object_masks, f"{k},{h},{w}", "object_masks")
+    hand_masks = np.asarray(hand_masks).astype(bool) if k else np.zeros((0, h, w), bool)
+    object_masks = np.asarray(object_masks).astype(bool) if k else np.zeros((0, h, w), bool)
     if all_mask is None:
         all_pred = (hand_masks | object_masks).any(0)
     else:

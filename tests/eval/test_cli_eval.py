@@ -122,3 +122,22 @@ def test_eval_run_missing_folder(tmp_path, make_clip, capsys):
         ]
     )
     assert rc == 2 and "no such run folder" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_eval_run_with_a_real_untrained_model(make_clip, tmp_path):
+    """End to end through cohesiv.model: a random-init resnet18 run folder (no calibration)."""
+    model_mod = pytest.importorskip("cohesiv.model")
+    import torch
+
+    torch.manual_seed(0)
+    cfg = model_mod.ModelConfig(encoder_name="resnet18", embed_dim=8, head_dim=8)
+    run = tmp_path / "run"
+    model_mod.save_run_model(run, model_mod.build_model(cfg), cfg)
+    out = tmp_path / "m.json"
+    data = make_clip(labeled=(2, 3))
+    assert main(["eval", "--run", str(run), "--data", str(data), "--out", str(out), "--quiet"]) == 0
+    m = json.loads(out.read_text())
+    assert m["n_images"] == 2 and m["n_hands"] == 2
+    for task in ("All", "Pair", "Hand"):
+        assert 0.0 <= m[task]["mIoU"] <= 100.0

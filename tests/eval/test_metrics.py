@@ -147,3 +147,9 @@ def test_image_stats_bad_counts():
     lab = _scene()
     with pytest.raises(ValueError, match="hand_masks"):
         image_stats(lab, ["left", "right"], [None, None], np.zeros((1, 4, 6)), np.zeros((2, 4, 6)))
+
+
+def test_image_stats_transposed_masks_are_refused():
+    lab = _scene()  # 4x6
+    with pytest.raises(ValueError, match="hand_masks must have shape"):
+        image_stats(lab, ["left", "right"], [None, None], np.zeros((2, 6, 4)), np.zeros((2, 4, 6)))
