@@ -69,13 +69,14 @@ class Batch:
     """A training batch (co-tracker's ``CoTrackerData`` idea): one field per tensor, with its shape.
 
     ``K`` is the largest number of hands in the batch; samples with fewer hands are padded with
-    zero responsibility channels, ``point_valid`` False and side None.
+    zero responsibility channels, ``point_valid`` False and side None. The responsibility keeps the
+    background channel (``cohesiv.model.total_loss`` reads channel k as the hand of query k-1).
 
     Attributes:
         images: ``(B, 3, H, W)`` float32, ImageNet-normalised RGB.
         points: ``(B, K, 2)`` float32 query points ``(x, y)`` in pixels of ``images``.
         point_valid: ``(B, K)`` bool, False for padding and for queries outside the image.
-        responsibility: ``(B, K, H, W)`` float32 hand channels of the responsibility (background dropped).
+        responsibility: ``(B, K+1, H, W)`` float32, channel 0 background, channel k the hand of query k-1.
         person: ``(B, 1, H, W)`` float32 {0, 1}.
         object: ``(B, 1, H, W)`` float32 {0, 1}: ``max_k R_k > object_threshold`` and not person.
         valid: ``(B, 1, H, W)`` float32 {0, 1}.
@@ -428,18 +429,20 @@ def collate(samples: Sequence[Sample], object_threshold: float = 0.5) -> Batch:
     images = (images - mean) / std
     points = torch.zeros(b, k, 2)
     point_valid = torch.zeros(b, k, dtype=torch.bool)
-    resp = torch.zeros(b, k, h, w)
+    resp = torch.zeros(b, k + 1, h, w)
     sides: list[list[str | None]] = []
     for i, s in enumerate(samples):
         n = len(s.queries)
         if n:
             points[i, :n] = torch.from_numpy(s.queries)
             point_valid[i, :n] = torch.from_numpy(s.query_valid)
-            resp[i, :n] = torch.from_numpy(s.responsibility[1:])
+            resp[i, : n + 1] = torch.from_numpy(s.responsibility)
+        else:
+            resp[i, 0] = torch.from_numpy(s.responsibility[0])
         sides.append(list(s.sides) + [None] * (k - n))
     person = torch.from_numpy(np.stack([s.person for s in samples])).unsqueeze(1).float()
     valid = torch.from_numpy(np.stack([s.valid for s in samples])).unsqueeze(1).float()
-    obj = ((resp.amax(1, keepdim=True) > object_threshold) & (person < 0.5)).float()
+    obj = ((resp[:, 1:].amax(1, keepdim=True) > object_threshold) & (person < 0.5)).float()
     return Batch(
         images=images.contiguous(),
         points=points,

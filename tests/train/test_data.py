@@ -121,13 +121,14 @@ def test_collate_pads_hands_and_builds_object(ds):
     td = TrainDataset(ds, size=64, seed=0, augment=False)
     batch = collate([td[0], td[1]], object_threshold=0.5)  # 2 hands + 1 hand
     assert batch.images.shape == (2, 3, 64, 64)
-    assert batch.points.shape == (2, 2, 2) and batch.responsibility.shape == (2, 2, 64, 64)
+    assert batch.points.shape == (2, 2, 2) and batch.responsibility.shape == (2, 3, 64, 64)
     assert batch.point_valid.tolist() == [[True, True], [True, False]]
     assert batch.sides[1] == ["left", None]
-    assert batch.responsibility[1, 1].abs().sum() == 0
+    assert batch.responsibility[1, 2].abs().sum() == 0
+    torch.testing.assert_close(batch.responsibility[:, :2].sum(1), torch.ones(2, 64, 64), atol=1e-3, rtol=0)
     # object = hand responsibility minus person; disjoint from person
     assert (batch.object * batch.person).sum() == 0
-    expect = ((batch.responsibility.amax(1, keepdim=True) > 0.5) & (batch.person == 0)).float()
+    expect = ((batch.responsibility[:, 1:].amax(1, keepdim=True) > 0.5) & (batch.person == 0)).float()
     assert torch.equal(batch.object, expect) and batch.object.sum() > 0
     # ImageNet normalisation: a pixel of value v maps to (v/255 - mean) / std
     raw = ds.load(0).image[0, 0, 0] / 255.0

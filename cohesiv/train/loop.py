@@ -1,0 +1,503 @@
+"""The training loop: AdamW on pseudo-labels, atomic checkpoints, exact resume, DDP, TensorBoard.
+
+Run folder (``cfg.out``)::
+
+    config.yaml                 {"cohesiv_version", "git_sha", "model": {...}, "train": {...}}
+    checkpoints/last.safetensors, last.optim.safetensors, last.json   (see cohesiv.train.checkpoint)
+    log.jsonl                   one line per logged step: step, epoch, loss, loss parts, lr, images/s
+    train.log                   the same, for people
+    tb/                         TensorBoard: loss/*, lr, throughput; images input, R, S
+
+Resuming (``resume=True``) reloads the newest complete checkpoint: model, optimizer, schedule state
+and RNG state; the sample order and augmentation are functions of ``(seed, epoch, index)``, so the
+resumed run reaches the same weights as an uninterrupted one. Under ``torchrun`` the model is wrapped
+in DistributedDataParallel and every process takes ``batch / world`` samples of each global batch;
+only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import nn
+
+from cohesiv import __version__
+from cohesiv.errors import CohesivError
+from cohesiv.io.atomic import atomic_write_text
+from cohesiv.train import dist as D
+from cohesiv.train.checkpoint import load_checkpoint, save_checkpoint
+from cohesiv.train.config import RESUME_KEYS, TrainConfig, git_sha
+from cohesiv.train.data import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Batch,
+    PseudoLabelDataset,
+    StepBatchSampler,
+    TrainDataset,
+    collate,
+)
+
+LossFn = Callable[..., tuple[torch.Tensor, dict[str, Any]]]
+_log = logging.getLogger("cohesiv.train")
+
+
+# ------------------------------------------------------------------------------------------- schedule
+
+
+@dataclass
+class PlateauState:
+    """Plateau schedule and early-stopping state (the JSON-able part of ReduceLROnPlateau).
+
+    Attributes:
+        best: best validation loss so far (None before the first epoch).
+        bad_epochs: epochs without improvement since the last improvement or lr reduction.
+        stall_epochs: epochs without improvement (for early stopping; reset only by an improvement).
+        scale: current lr multiplier.
+    """
+
+    best: float | None = None
+    bad_epochs: int = 0
+    stall_epochs: int = 0
+    scale: float = 1.0
+
+    def update(self, value: float, *, patience: int, factor: float, rel_threshold: float = 1e-4) -> None:
+        """Record one epoch's validation loss (improvement = below ``best * (1 - rel_threshold)``)."""
+        if self.best is None or value < self.best * (1.0 - rel_threshold):
+            self.best, self.bad_epochs, self.stall_epochs = float(value), 0, 0
+            return
+        self.bad_epochs += 1
+        self.stall_epochs += 1
+        if self.bad_epochs > patience:
+            self.scale *= factor
+            self.bad_epochs = 0
+
+
+def lr_at(step: int, total: int, cfg: TrainConfig, plateau: PlateauState | None = None) -> float:
+    """Learning rate of optimisation step ``step`` (0-based) of ``total``.
+
+    constant: ``lr`` after a linear warm-up of ``warmup_steps``; cosine: warm-up, then
+    ``lr * (1 + cos(pi * progress)) / 2``; plateau: ``lr * plateau.scale``.
+    """
+    if cfg.schedule == "plateau":
+        return cfg.lr * (plateau.scale if plateau else 1.0)
+    warm = min(cfg.warmup_steps, max(total - 1, 0))
+    if step < warm:
+        return cfg.lr * (step + 1) / (warm + 1)
+    if cfg.schedule == "constant":
+        return cfg.lr
+    progress = (step - warm) / max(total - warm, 1)
+    return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+
+# ---------------------------------------------------------------------------------------------- split
+
+
+def split_indices(ds: PseudoLabelDataset, val_fraction: float) -> tuple[list[int], list[int]]:
+    """Split sample indices into (train, validation) by a hash of the sample id (stable across runs)."""
+    if val_fraction <= 0:
+        return list(range(len(ds))), []
+    train, val = [], []
+    for i, e in enumerate(ds.entries):
+        h = zlib.crc32(f"{e.root.name}/{e.id}".encode()) / 2**32
+        (val if h < val_fraction else train).append(i)
+    if not train:
+        raise CohesivError("the validation split took every sample; lower val_fraction")
+    return train, val
+
+
+class _Subset(PseudoLabelDataset):
+    """A view of some samples of a :class:`PseudoLabelDataset` (indices renumbered from 0)."""
+
+    def __init__(self, base: PseudoLabelDataset, indices: list[int]) -> None:
+        self.roots = base.roots
+        self.entries = [base.entries[i] for i in indices]
+
+
+# -------------------------------------------------------------------------------------------- results
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    Attributes:
+        run: the run folder.
+        step: steps done.
+        loss: mean training loss of the last logged window (all processes).
+        stopped_early: the plateau schedule's early stop ended the run.
+        history: ``(step, loss)`` of the steps run in this call (all processes averaged).
+    """
+
+    run: Path
+    step: int
+    loss: float
+    stopped_early: bool = False
+    history: list[tuple[int, float]] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------- run folder
+
+
+def config_document(cfg: TrainConfig) -> dict[str, Any]:
+    """Return the ``config.yaml`` document of a run: version, git SHA, model and training config."""
+    train = cfg.to_dict()
+    model = train.pop("model")
+    return {"cohesiv_version": __version__, "git_sha": git_sha(), "model": model, "train": train}
+
+
+def read_run_config(run: str | Path) -> TrainConfig:
+    """Read the :class:`TrainConfig` saved in a run folder (raises CohesivError naming the file)."""
+    path = Path(run) / "config.yaml"
+    if not path.is_file():
+        raise CohesivError(f"{run}: not a training run (no config.yaml)")
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return TrainConfig.from_dict(dict(doc["train"], model=doc["model"]))
+    except (yaml.YAMLError, KeyError, TypeError) as e:
+        raise CohesivError(f"{path}: cannot read the run config ({e!r})") from None
+
+
+def _check_run_folder(cfg: TrainConfig, resume: bool) -> None:
+    out = Path(cfg.out)
+    if (out / "config.yaml").is_file():
+        if not resume:
+            raise CohesivError(
+                f"{out}: holds a training run already; pass --resume to continue it, or choose another --out"
+            )
+        old = read_run_config(out)
+        new_d, old_d = cfg.to_dict(), old.to_dict()
+        diff = [k for k in RESUME_KEYS if new_d.get(k) != old_d.get(k)]
+        if diff:
+            detail = "; ".join(f"{k}: run has {old_d.get(k)!r}, now {new_d.get(k)!r}" for k in diff)
+            raise CohesivError(f"{out}: cannot resume with a different configuration ({detail})")
+    elif out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise CohesivError(f"{out}: exists and is not a cohesiv training run; choose another --out")
+
+
+# ---------------------------------------------------------------------------------------------- train
+
+
+def default_loss(cfg: TrainConfig) -> LossFn:
+    """Return ``loss_fn(out, batch) -> (loss, parts)``: :func:`cohesiv.model.total_loss` with the run's weights."""
+    from cohesiv.model import total_loss
+
+    return partial(
+        total_loss,
+        w_resp=cfg.w_resp,
+        w_emb=cfg.w_emb,
+        normalize=cfg.model.normalize_embedding,
+        temperature=cfg.model.embedding_temperature,
+        object_threshold=cfg.object_threshold,
+    )
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def _scalar(v: Any) -> float:
+    return float(v.detach()) if isinstance(v, torch.Tensor) else float(v)
+
+
+def _rng_state() -> dict[str, Any]:
+    return {"torch": torch.get_rng_state().tolist()}
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    if "torch" in state:
+        torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
+
+
+def _denorm(images: torch.Tensor) -> torch.Tensor:
+    mean = images.new_tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = images.new_tensor(IMAGENET_STD).view(3, 1, 1)
+    return (images * std + mean).clamp(0, 1)
+
+
+@torch.no_grad()
+def validation_loss(
+    model: nn.Module,
+    ds: TrainDataset,
+    ctx: D.DistContext,
+    loss_fn: LossFn,
+    cfg: TrainConfig,
+) -> float:
+    """Mean loss over ``ds`` (no augmentation, model in eval mode), averaged over the processes' shards."""
+    was_training = model.training
+    model.eval()
+    total = torch.zeros(2, dtype=torch.float64)
+    idx = list(range(ctx.rank, len(ds), ctx.world))
+    per = max(1, cfg.batch // ctx.world)
+    for i in range(0, len(idx), per):
+        batch = collate([ds[j] for j in idx[i : i + per]], cfg.object_threshold).to(ctx.device)
+        out = model(batch.images, batch.points, batch.point_valid)
+        loss, _ = loss_fn(out, batch)
+        total += torch.tensor([float(loss.detach()) * len(batch), len(batch)], dtype=torch.float64)
+    model.train(was_training)
+    total = D.all_mean(ctx, total.to(torch.float32)).double() * ctx.world
+    return float(total[0] / total[1].clamp(min=1))
+
+
+def train(
+    cfg: TrainConfig,
+    *,
+    resume: bool = False,
+    loss_fn: LossFn | None = None,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> TrainResult:
+    """Train a COHESIV network on pseudo-label datasets and write the run folder.
+
+    Args:
+        cfg: the configuration (``cfg.out`` is the run folder).
+        resume: continue the run in ``cfg.out`` from its newest checkpoint (starts from scratch when
+            it has none). Without it, an existing run folder is refused.
+        loss_fn: ``loss_fn(out, batch) -> (loss, parts)``; default :func:`default_loss`.
+        progress: show a tqdm progress bar (rank 0, stderr).
+        stop_after: stop (after saving) once this step is reached, as if interrupted (for tests).
+
+    Returns:
+        :class:`TrainResult`.
+
+    Raises:
+        CohesivError: bad data, an existing run without ``resume``, a ``resume`` with a different
+            configuration.
+    """
+    from cohesiv.model import build_model
+
+    loss_fn = loss_fn or default_loss(cfg)
+    ctx = D.init_distributed(cfg.device)
+    try:
+        return _train(cfg, ctx, resume, loss_fn, progress, stop_after, build_model)
+    finally:
+        if ctx.initialized:
+            torch.distributed.destroy_process_group()
+
+
+def _train(cfg, ctx, resume, loss_fn, progress, stop_after, build_model) -> TrainResult:
+    from torch.utils.data import DataLoader
+    from tqdm import tqdm
+
+    out = Path(cfg.out)
+    _check_run_folder(cfg, resume)
+    D.barrier(ctx)
+
+    base = PseudoLabelDataset(cfg.data)
+    tr_idx, va_idx = split_indices(base, cfg.val_fraction if cfg.schedule == "plateau" else 0.0)
+    train_ds = TrainDataset(
+        _Subset(base, tr_idx), size=cfg.size, seed=cfg.seed, augment=True, aug=cfg.augment
+    )
+    val_ds = (
+        TrainDataset(_Subset(base, va_idx), size=cfg.size, seed=cfg.seed, augment=False) if va_idx else None
+    )
+    if len(train_ds) < cfg.batch:
+        raise CohesivError(
+            f"{', '.join(cfg.data)}: {len(train_ds)} training samples, fewer than one batch of {cfg.batch}"
+        )
+    if cfg.batch % ctx.world:
+        raise CohesivError(f"--batch {cfg.batch} must be a multiple of the number of processes ({ctx.world})")
+    steps_per_epoch = len(train_ds) // cfg.batch
+    total = cfg.steps if cfg.steps is not None else cfg.epochs * steps_per_epoch
+
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model)
+    if ctx.distributed and cfg.sync_bn:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model.to(ctx.device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    step, plateau, epoch_sum = 0, PlateauState(), [0.0, 0]
+    stopped_early = False
+    ckpt = load_checkpoint(out / "checkpoints") if resume else None
+    if ckpt is not None:
+        model_state, optim_state, state = ckpt
+        model.load_state_dict(model_state)
+        optimizer.load_state_dict(optim_state)
+        step = int(state["step"])
+        plateau = PlateauState(**state.get("plateau", {}))
+        epoch_sum = list(state.get("epoch_loss", [0.0, 0]))
+        stopped_early = bool(state.get("stopped_early", False))
+        _set_rng_state(state.get("rng", {}))
+
+    writer = None
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "config.yaml", yaml.safe_dump(config_document(cfg), sort_keys=False))
+        _trim_log(out / "log.jsonl", step)
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(out / "tb"), purge_step=step if step else None)
+        handler = logging.FileHandler(out / "train.log")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        _log.addHandler(handler)
+        _log.setLevel(logging.INFO)
+        _log.info(
+            "%s run %s: %d training samples (%d held out), %d steps/epoch, %d steps, world %d, device %s",
+            "resume" if step else "start", out, len(train_ds), len(va_idx), steps_per_epoch, total, ctx.world,
+            ctx.device,
+        )  # fmt: skip
+    D.barrier(ctx)
+
+    net = model
+    if ctx.distributed:
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None
+        )
+    net.train()
+
+    sampler = StepBatchSampler(len(train_ds), cfg.batch, cfg.seed, step, total, ctx.rank, ctx.world)
+    loader = DataLoader(
+        train_ds,
+        batch_sampler=sampler,
+        collate_fn=partial(collate, object_threshold=cfg.object_threshold),
+        num_workers=cfg.num_workers,
+        persistent_workers=False,
+    )
+    bar = tqdm(
+        total=total, initial=step, disable=not (progress and ctx.is_main), file=sys.stderr, dynamic_ncols=True,
+        desc="train", unit="step",
+    )  # fmt: skip
+    history: list[tuple[int, float]] = []
+    window: list[float] = []
+    t0, n0 = time.perf_counter(), step
+    last_loss = float("nan")
+
+    def save() -> None:
+        if ctx.is_main:
+            save_checkpoint(
+                out / "checkpoints",
+                step=step,
+                model_state=_unwrap(net).state_dict(),
+                optimizer_state=optimizer.state_dict(),
+                weights_metadata={"format": "cohesiv", "model_config": json.dumps(cfg.model.to_dict())},
+                state={
+                    "epoch": step // steps_per_epoch,
+                    "total_steps": total,
+                    "plateau": plateau.__dict__,
+                    "epoch_loss": epoch_sum,
+                    "stopped_early": stopped_early,
+                    "rng": _rng_state(),
+                },
+            )
+        D.barrier(ctx)
+
+    try:
+        it = iter(loader) if not stopped_early else iter(())
+        for batch in it:
+            batch: Batch = batch.to(ctx.device)
+            lr = lr_at(step, total, cfg, plateau)
+            for g in optimizer.param_groups:
+                g["lr"] = lr
+            output = net(batch.images, batch.points, batch.point_valid)
+            loss, parts = loss_fn(output, batch)
+            parts = {k: v for k, v in parts.items() if k != "loss"}
+            if not torch.isfinite(loss):
+                raise CohesivError(f"loss became {float(loss)} at step {step}; lower --lr")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+            optimizer.step()
+            step += 1
+
+            vals = torch.tensor([_scalar(loss)] + [_scalar(v) for v in parts.values()])
+            vals = D.all_mean(ctx, vals).cpu()
+            last_loss = float(vals[0])
+            history.append((step, last_loss))
+            window.append(last_loss)
+            epoch_sum = [epoch_sum[0] + last_loss, epoch_sum[1] + 1]
+            bar.update(1)
+            if step % cfg.log_every == 0 or step == total:
+                ips = (step - n0) * cfg.batch / max(time.perf_counter() - t0, 1e-9)
+                bar.set_postfix(loss=f"{sum(window) / len(window):.4f}", lr=f"{lr:.2e}", img_s=f"{ips:.1f}")
+                if ctx.is_main:
+                    rec = {"step": step, "epoch": (step - 1) // steps_per_epoch, "loss": last_loss}
+                    rec.update({k: float(v) for k, v in zip(parts, vals[1:].tolist())})
+                    rec.update({"lr": lr, "images_per_s": ips})
+                    _append_log(out / "log.jsonl", rec)
+                    _log.info(
+                        " ".join(
+                            f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in rec.items()
+                        )
+                    )
+                    writer.add_scalar("loss/total", last_loss, step)
+                    for k, v in zip(parts, vals[1:].tolist()):
+                        writer.add_scalar(f"loss/{k}", v, step)
+                    writer.add_scalar("lr", lr, step)
+                    writer.add_scalar("throughput/images_per_s", ips, step)
+                window = []
+            if ctx.is_main and cfg.image_every and step % cfg.image_every == 0 and output.scores is not None:
+                writer.add_image("input", _denorm(batch.images[0].detach().cpu()), step)
+                writer.add_image("R", batch.responsibility[0, 1:2].detach().cpu().clamp(0, 1), step)
+                writer.add_image("S", output.scores[0, :1].detach().cpu().clamp(0, 1), step)
+
+            if step % steps_per_epoch == 0 and cfg.schedule == "plateau":
+                if val_ds is not None:
+                    value = validation_loss(_unwrap(net), val_ds, ctx, loss_fn, cfg)
+                else:
+                    value = epoch_sum[0] / max(epoch_sum[1], 1)
+                plateau.update(value, patience=cfg.plateau_patience, factor=cfg.plateau_factor)
+                epoch_sum = [0.0, 0]
+                if ctx.is_main:
+                    writer.add_scalar("loss/validation", value, step)
+                    _log.info(
+                        "epoch %d validation loss %.5g lr scale %g",
+                        step // steps_per_epoch,
+                        value,
+                        plateau.scale,
+                    )
+                if cfg.early_stop_patience and plateau.stall_epochs >= cfg.early_stop_patience:
+                    stopped_early = True
+                    save()
+                    break
+            if step % cfg.save_every == 0 or step == total:
+                save()
+            if stop_after is not None and step >= stop_after:
+                if step % cfg.save_every:
+                    save()
+                break
+    finally:
+        bar.close()
+        if writer is not None:
+            writer.close()
+            for h in list(_log.handlers):
+                _log.removeHandler(h)
+                h.close()
+    return TrainResult(run=out, step=step, loss=last_loss, stopped_early=stopped_early, history=history)
+
+
+def _append_log(path: Path, rec: dict) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(rec) + "\n")
+
+
+def _trim_log(path: Path, step: int) -> None:
+    """Drop log lines past ``step`` (written after the checkpoint a resume starts from)."""
+    if not path.is_file():
+        return
+    keep = [
+        ln
+        for ln in path.read_text(encoding="utf-8").splitlines()
+        if ln.strip() and json.loads(ln)["step"] <= step
+    ]
+    atomic_write_text(path, "".join(ln + "\n" for ln in keep))
+
+
+def read_log(run: str | Path) -> list[dict]:
+    """Return the records of ``RUN/log.jsonl`` (one per logged step)."""
+    path = Path(run) / "log.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(ln) for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
