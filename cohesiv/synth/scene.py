@@ -20,6 +20,7 @@ Convention:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -105,16 +106,23 @@ def flow_between(
         Pixel centres at integer coordinates, origin at the centre of the top-left pixel.
     """
     h, w = motion_map.shape
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    xs, ys = _grid(h, w)
     flow = np.zeros((2, h, w), np.float32)
     for g in np.unique(motion_map):
         m = np.asarray(homs_s[g], np.float64) @ np.linalg.inv(np.asarray(homs_t[g], np.float64))
         sel = motion_map == g
-        x, y = xs[sel], ys[sel]
-        den = m[2, 0] * x + m[2, 1] * y + m[2, 2]
-        flow[0][sel] = (m[0, 0] * x + m[0, 1] * y + m[0, 2]) / den - x
-        flow[1][sel] = (m[1, 0] * x + m[1, 1] * y + m[1, 2]) / den - y
+        den = m[2, 0] * xs + m[2, 1] * ys + m[2, 2]
+        np.copyto(flow[0], (m[0, 0] * xs + m[0, 1] * ys + m[0, 2]) / den - xs, where=sel, casting="same_kind")
+        np.copyto(flow[1], (m[1, 0] * xs + m[1, 1] * ys + m[1, 2]) / den - ys, where=sel, casting="same_kind")
     return flow
+
+
+@functools.lru_cache(maxsize=4)
+def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    xs.setflags(write=False)
+    ys.setflags(write=False)
+    return xs, ys
 
 
 @dataclass
@@ -431,9 +439,9 @@ def sample_scene(
     centre_img = ((w - 1) / 2, (h - 1) / 2)
     centre_canvas = (margin + (w - 1) / 2, margin + (h - 1) / 2)
     cam_ranges = {
-        "x": (0.004 * munit, 0.01 * munit, 0.04 * munit, 16, 48),
-        "y": (0.004 * munit, 0.01 * munit, 0.04 * munit, 16, 48),
-        "angle": (np.deg2rad(0.15), 0.0, np.deg2rad(3.0), 16, 48),
+        "x": (0.006 * munit, 0.015 * munit, 0.06 * munit, 14, 40),
+        "y": (0.006 * munit, 0.015 * munit, 0.06 * munit, 14, 40),
+        "angle": (np.deg2rad(0.2), 0.0, np.deg2rad(4.0), 14, 40),
         "scale": (0.002, 0.0, 0.03, 16, 48),
         "px": (0.0, 0.0, 0.04 / unit, 16, 48),
         "py": (0.0, 0.0, 0.04 / unit, 16, 48),
@@ -511,10 +519,10 @@ def sample_scene(
     ]
 
     hand_ranges = {
-        "x": (0.003 * munit, 0.01 * munit, 0.05 * munit, 14, 40),
-        "y": (0.003 * munit, 0.01 * munit, 0.05 * munit, 14, 40),
-        "angle": (np.deg2rad(0.4), np.deg2rad(1.0), np.deg2rad(10.0), 14, 40),
-        "scale": (0.0, 0.0, 0.05, 14, 40),
+        "x": (0.005 * munit, 0.015 * munit, 0.08 * munit, 12, 36),
+        "y": (0.005 * munit, 0.015 * munit, 0.08 * munit, 12, 36),
+        "angle": (np.deg2rad(0.5), np.deg2rad(2.0), np.deg2rad(14.0), 12, 36),
+        "scale": (0.0, 0.0, 0.06, 12, 36),
         "px": (0.0, 0.0, 0.25 / forearm, 14, 40),
         "py": (0.0, 0.0, 0.25 / forearm, 14, 40),
     }
