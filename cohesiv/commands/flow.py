@@ -33,18 +33,35 @@ def _offsets(text: str) -> list[int]:
     return vals
 
 
+#: Kept here so that ``cohesiv --help`` does not import OpenCV; a test checks they equal
+#: ``cohesiv.flow.defaults``.
+PRESETS = ("ultrafast", "fast", "medium")
+DEFAULT_PRESET = "fast"
+
+
+def _write_png(path, image) -> None:
+    """Write ``(H, W, 3)`` RGB or ``(H, W)`` uint8 as PNG, atomically, with fast (level 1) compression."""
+    import cv2
+
+    from cohesiv.io import atomic_write_bytes
+
+    bgr = image[..., ::-1] if image.ndim == 3 else image
+    ok, buf = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise OSError(f"{path}: PNG encoding failed")
+    atomic_write_bytes(path, buf.tobytes())
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``cohesiv flow`` arguments to ``parser``."""
-    from cohesiv.flow.dis import DEFAULT_DIS_PRESET, DIS_PRESETS
-
     parser.add_argument("clip", help="video file (mp4/avi/mov/gif/...) or folder of images")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
     parser.add_argument("--method", choices=("dis", "raft"), default="dis", help="flow method")
     parser.add_argument(
         "--preset",
-        choices=tuple(DIS_PRESETS),
+        choices=PRESETS,
         default=None,
-        help=f"DIS preset (default {DEFAULT_DIS_PRESET})",
+        help=f"DIS preset (default {DEFAULT_PRESET})",
     )
     parser.add_argument(
         "--raft-weights", metavar="PATH", help="RAFT checkpoint (torchvision or princeton-vl)"
@@ -77,10 +94,16 @@ def run(args: argparse.Namespace) -> int:
     from cohesiv.errors import InputError
     from cohesiv.flow import FlowEstimator, flow_to_color, forward_backward_valid
     from cohesiv.flow.store import check_flow_config, color_file, flow_file, valid_file, write_flow_config
-    from cohesiv.io import FrameReader, read_flo, write_flo, write_image
+    from cohesiv.io import FrameReader, read_flo, write_flo
 
     if args.method == "raft" and args.preset is not None:
         raise InputError(None, "--preset applies to --method dis only (RAFT: --raft-model, --raft-iters)")
+    if args.method == "dis" and not args.no_color:
+        import torch
+
+        # torch only draws the colour images here: small per-frame ops, for which intra-op
+        # threads cost more than they give (4x slower on a busy 2-core machine)
+        torch.set_num_threads(1)
     out = Path(args.out)
     reader = FrameReader(args.clip)
     n = len(reader)
@@ -152,10 +175,10 @@ def run(args: argparse.Namespace) -> int:
                 write_flo(flow_file(out, a, b), f)
         for a, b in pairs:
             if not args.no_color:
-                write_image(color_file(out, a, b), flow_to_color(flows[(a, b)]))
+                _write_png(color_file(out, a, b), flow_to_color(flows[(a, b)]))
             if args.backward:
                 ok = forward_backward_valid(flows[(a, b)], flows[(b, a)], alpha=args.alpha, beta=args.beta)
-                write_image(valid_file(out, a, b), ok.astype(np.uint8) * 255)
+                _write_png(valid_file(out, a, b), ok.astype(np.uint8) * 255)
     bar.close()
     per_pair = f", {1000 * seconds / n_computed:.1f} ms per pair" if n_computed else ""
     print(f"{n_computed} flows computed ({est!r}{per_pair}), {n_skipped} flows already done; wrote {out}")

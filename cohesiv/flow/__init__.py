@@ -9,7 +9,17 @@ from cohesiv.flow.cache import CacheStats, FlowCache
 from cohesiv.flow.consistency import forward_backward_valid, warp_backward
 from cohesiv.flow.dis import DEFAULT_DIS_PRESET, DIS_PRESETS, DISFlow
 from cohesiv.flow.estimator import FLOW_METHODS, FlowConfig, FlowEstimator, estimate_flow, flow_to_color
-from cohesiv.flow.raft import RAFTFlow, convert_raft_state_dict, load_raft
+
+_LAZY = {"RAFTFlow", "convert_raft_state_dict", "load_raft"}  # need torch: imported on first use
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from cohesiv.flow import raft
+
+        return getattr(raft, name)
+    raise AttributeError(f"module 'cohesiv.flow' has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_DIS_PRESET",

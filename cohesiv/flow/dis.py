@@ -10,16 +10,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-#: Preset name -> OpenCV constant.
-DIS_PRESETS = {
-    "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
-    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
-}
+from cohesiv.flow.defaults import DEFAULT_DIS_PRESET, DIS_PRESET_NAMES
 
-#: The preset used when none is given: the most accurate preset that takes <= 15 ms per
-#: 480x360 pair on the project machine (2 CPU cores), as measured by ``bench/flow.py``.
-DEFAULT_DIS_PRESET = "fast"
+#: Preset name -> OpenCV constant (``cv2.DISOPTICAL_FLOW_PRESET_<NAME>``).
+DIS_PRESETS = {name: getattr(cv2, f"DISOPTICAL_FLOW_PRESET_{name.upper()}") for name in DIS_PRESET_NAMES}
+
+__all__ = ["DEFAULT_DIS_PRESET", "DIS_PRESETS", "DISFlow", "to_grey"]
 
 
 def to_grey(image: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cohesiv.flow.dis import DEFAULT_DIS_PRESET, DIS_PRESETS, DISFlow
-from cohesiv.flow.raft import DEFAULT_RAFT_ITERS, RAFT_MODELS
+from cohesiv.flow.defaults import DEFAULT_DIS_PRESET, DEFAULT_RAFT_ITERS, RAFT_MODELS
+from cohesiv.flow.dis import DIS_PRESETS, DISFlow
 
 FLOW_METHODS = ("dis", "raft")
 

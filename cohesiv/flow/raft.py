@@ -25,10 +25,8 @@ import torch
 import torch.nn.functional as F
 
 from cohesiv.errors import CohesivError, InputError
+from cohesiv.flow.defaults import DEFAULT_RAFT_ITERS, RAFT_MODELS
 
-RAFT_MODELS = ("small", "large")
-#: Refinement iterations (torchvision's default; princeton-vl's demo uses 20).
-DEFAULT_RAFT_ITERS = 12
 #: Where users get weights (printed in errors).
 RAFT_WEIGHTS_HELP = (
     "RAFT needs a local weights file (--raft-weights PATH): torchvision's "

@@ -81,3 +81,10 @@ def test_flow_to_color_matches_torchvision_and_handles_unknown():
     assert flow_to_color(np.stack([flow, flow])).shape == (2, 4, 5, 3)
     with pytest.raises(ValueError, match=r"\(2, H, W\)"):
         flow_to_color(np.zeros((3, 4, 5)))
+
+
+def test_cli_preset_choices_match_the_library():
+    from cohesiv.commands import flow as command
+    from cohesiv.flow.defaults import DEFAULT_DIS_PRESET, DIS_PRESET_NAMES
+
+    assert command.PRESETS == DIS_PRESET_NAMES and command.DEFAULT_PRESET == DEFAULT_DIS_PRESET
