@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from cohesiv._checks import check_shape
 from cohesiv.responsibility.homography import (
@@ -32,6 +32,9 @@ from cohesiv.responsibility.homography import (
     usable_point_pairs,
 )
 from cohesiv.responsibility.masks import hull_mask
+
+if TYPE_CHECKING:
+    import torch
 
 BACKGROUNDS = ("static", "homography")
 #: Distances are clamped to this many pixels (keeps softmax finite where a fit is wild).
@@ -42,42 +45,75 @@ CAMERA_SAMPLES = 4000
 CAMERA_MIN_POINTS = 50
 
 
-def _pixel_grid(h: int, w: int, device=None) -> torch.Tensor:
-    ys, xs = torch.meshgrid(
-        torch.arange(h, dtype=torch.float32, device=device),
-        torch.arange(w, dtype=torch.float32, device=device),
-        indexing="ij",
-    )
-    return torch.stack([xs, ys])  # (2, H, W), x first
+def _distances_np(flow: np.ndarray, homographies: np.ndarray) -> np.ndarray:
+    _, h, w = flow.shape
+    xs = np.arange(w, dtype=np.float32)
+    ys = np.arange(h, dtype=np.float32)[:, None]
+    out = np.empty((len(homographies), h, w), np.float32)
+    tx = xs + flow[0]  # where the flow sends each pixel
+    ty = ys + flow[1]
+    for k, m in enumerate(np.asarray(homographies, np.float64)):
+        m = m.astype(np.float32)
+        wz = m[2, 0] * xs + m[2, 1] * ys + m[2, 2]
+        ok = wz > 1e-8
+        wz = np.where(ok, wz, np.float32(1))
+        dx = tx - (m[0, 0] * xs + m[0, 1] * ys + m[0, 2]) / wz
+        dy = ty - (m[1, 0] * xs + m[1, 1] * ys + m[1, 2]) / wz
+        d = np.sqrt(dx * dx + dy * dy)
+        d[~ok] = MAX_DISTANCE
+        np.nan_to_num(d, copy=False, nan=MAX_DISTANCE, posinf=MAX_DISTANCE)
+        out[k] = np.minimum(d, MAX_DISTANCE)
+    return out
 
 
-def homography_distances(flow: torch.Tensor, homographies: torch.Tensor) -> torch.Tensor:
+def homography_distances(
+    flow: np.ndarray | torch.Tensor, homographies: np.ndarray | torch.Tensor
+) -> np.ndarray | torch.Tensor:
     """Distance between where the flow sends each pixel and where each homography sends it.
 
     Args:
-        flow: ``(2, H, W)`` float32 flow from frame t to frame t+k, pixels.
+        flow: ``(2, H, W)`` float32 flow from frame t to frame t+k, pixels (NumPy or torch).
         homographies: ``(K, 3, 3)`` homographies from frame t to frame t+k.
 
     Returns:
-        ``(K, H, W)`` float32 ``||x + O(x) - proj(M_k x~)||``, clamped to ``[0, MAX_DISTANCE]``;
-        pixels that a homography sends to or behind the line at infinity get ``MAX_DISTANCE``.
+        ``(K, H, W)`` float32 ``||x + O(x) - proj(M_k x~)||`` (a torch tensor on the CPU when
+        ``flow`` is a tensor, else NumPy), clamped to ``[0, MAX_DISTANCE]``; pixels that a
+        homography sends to or behind the line at infinity get ``MAX_DISTANCE``.
 
     Convention:
         Pixel ``(row i, column j)`` has coordinates ``x = j, y = i`` (pixel centres).
+        Computed in NumPy with element-wise operations on broadcast rows and columns
+        (single-threaded: on a shared CPU, torch's thread pool made this 5-10x slower).
     """
     check_shape(flow, "2,H,W", "flow")
     check_shape(homographies, "K,3,3", "homographies")
-    _, h, w = flow.shape
-    grid = _pixel_grid(h, w, flow.device)
-    target = grid + flow  # (2, H, W)
-    m = homographies.to(flow.dtype)
-    hom = torch.einsum("kij,jhw->kihw", m[:, :, :2], grid) + m[:, :, 2, None, None]  # (K, 3, H, W)
-    wz = hom[:, 2]
-    ok = wz > 1e-8
-    proj = hom[:, :2] / torch.where(ok, wz, torch.ones_like(wz))[:, None]
-    d = (target[None] - proj).norm(dim=1)
-    d = torch.where(ok, d, torch.full_like(d, MAX_DISTANCE))
-    return torch.nan_to_num(d, nan=MAX_DISTANCE, posinf=MAX_DISTANCE).clamp_(0, MAX_DISTANCE)
+    is_torch = hasattr(flow, "detach")  # torch is imported only when it is used
+    f = flow.detach().cpu().numpy() if is_torch else np.asarray(flow)
+    m = homographies.detach().cpu().numpy() if hasattr(homographies, "detach") else homographies
+    d = _distances_np(np.ascontiguousarray(f, dtype=np.float32), np.asarray(m))
+    if is_torch:
+        import torch
+
+        return torch.from_numpy(d)
+    return d
+
+
+def soft_assignment(distances: np.ndarray, temperature: float) -> np.ndarray:
+    """``softmax(-d / t)`` over the first axis of ``(C, H, W)`` distances.
+
+    Stabilised by the per-pixel minimum distance (the largest term is 1 at every pixel);
+    element-wise over the few channels (no strided reductions).
+    """
+    d = np.asarray(distances, np.float32)
+    dmin = d[0].copy()
+    for c in range(1, d.shape[0]):
+        np.minimum(dmin, d[c], out=dmin)
+    e = np.exp((dmin - d) * np.float32(1.0 / temperature))
+    total = e[0].copy()
+    for c in range(1, e.shape[0]):
+        total += e[c]
+    e /= total
+    return e
 
 
 def fit_camera_homography(
@@ -122,7 +158,7 @@ def fit_camera_homography(
 
 
 def responsibility_maps(
-    flow: np.ndarray | torch.Tensor,
+    flow: np.ndarray,
     hand_points: Sequence[np.ndarray],
     temperature: float = 2.0,
     background: str = "static",
@@ -161,8 +197,8 @@ def responsibility_maps(
         raise ValueError(f"background must be one of {BACKGROUNDS}, got {background!r}")
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    flow_np = flow.detach().cpu().numpy() if isinstance(flow, torch.Tensor) else np.asarray(flow)
-    flow_np = flow_np.astype(np.float32, copy=False)
+    flow_np = flow.detach().cpu().numpy() if hasattr(flow, "detach") else np.asarray(flow)
+    flow_np = np.ascontiguousarray(flow_np, dtype=np.float32)
     sizes = check_shape(flow_np, "2,H,W", "flow")
     h, w = sizes["H"], sizes["W"]
     if valid is not None:
@@ -183,20 +219,17 @@ def responsibility_maps(
         camera, _ = fit_camera_homography(flow_np, hand_regions, valid, method=method)
         camera_fallback = camera is None
 
-    flow_t = torch.from_numpy(flow_np)
     fitted = [m is not None for m in homs]
     mats = [camera] if camera is not None else []
     mats += [m for m in homs if m is not None]
-    if mats:
-        d_fit = homography_distances(flow_t, torch.from_numpy(np.stack(mats)).float())
-    else:
-        d_fit = torch.zeros((0, h, w))
+    d_fit = _distances_np(flow_np, np.stack(mats)) if mats else np.zeros((0, h, w), np.float32)
     if camera is not None:
         d_bg, d_hands = d_fit[:1], d_fit[1:]
     else:
-        d_bg, d_hands = flow_t.norm(dim=0, keepdim=True).clamp_(0, MAX_DISTANCE), d_fit
-    probs = torch.softmax(-torch.cat([d_bg, d_hands]) / temperature, dim=0)
-    r = torch.zeros((len(hand_points) + 1, h, w), dtype=torch.float32)
+        d_bg = np.minimum(np.sqrt(flow_np[0] ** 2 + flow_np[1] ** 2), MAX_DISTANCE)[None]
+        d_hands = d_fit
+    probs = soft_assignment(np.concatenate([d_bg, d_hands]), temperature)
+    r = np.zeros((len(hand_points) + 1, h, w), dtype=np.float32)
     r[0] = probs[0]
     idx = [k + 1 for k, f in enumerate(fitted) if f]
     if idx:
@@ -209,7 +242,7 @@ def responsibility_maps(
         "camera": camera,
         "camera_fallback": camera_fallback,
     }
-    return r.numpy(), info
+    return r, info
 
 
 def averaged_responsibility(

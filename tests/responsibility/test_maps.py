@@ -197,3 +197,29 @@ def test_bad_arguments_raise():
         responsibility_maps(flow[0], [hand_points()])
     with pytest.raises(ValueError, match="at least one"):
         averaged_responsibility({}, [hand_points()])
+
+
+def test_soft_assignment_equals_softmax_and_survives_huge_distances():
+    from cohesiv.responsibility.maps import soft_assignment
+
+    rng = np.random.default_rng(0)
+    d = rng.uniform(0, 30, (4, 5, 6)).astype(np.float32)
+    d[:, 0, 0] = [1e4, 1e4, 1e4, 1e4]  # all clamped: uniform, not NaN
+    d[:, 0, 1] = [1e4, 0.5, 1e4, 3.0]
+    ref = torch.softmax(-torch.from_numpy(d) / 2.0, 0).numpy()
+    got = soft_assignment(d, 2.0)
+    np.testing.assert_allclose(got, ref, atol=1e-6)
+    np.testing.assert_allclose(got[:, 0, 0], 0.25)
+
+
+def test_homography_distances_numpy_and_torch_agree():
+    m = homography()
+    flow, _, _ = _moving_hand_scene(m)
+    mats = np.stack(
+        [np.eye(3), m, np.array([[1, 0, 0], [0, 1, 0], [0, -0.05, 1.0]])]
+    )  # last: horizon at y=20
+    d_np = homography_distances(flow, mats)
+    d_t = homography_distances(torch.from_numpy(flow), torch.from_numpy(mats))
+    assert isinstance(d_np, np.ndarray) and isinstance(d_t, torch.Tensor)
+    np.testing.assert_allclose(d_t.numpy(), d_np)
+    assert (d_np[2][21:] == 1e4).all() and np.isfinite(d_np).all()

@@ -1,0 +1,95 @@
+"""Speed of `cohesiv pseudolabel`: labeled frames per second, and flow vs the rest.
+
+Runs the dataset writer exactly as the command does (decode, DIS flow with the pair cache,
+forward-backward check, responsibility over offsets ±1..±3, masks, atomic writes) on a real
+egocentric clip (../shared/data/ego4d-lavila-clips, 60 frames) resized to each size, with two
+hands given as box grids (25 points each; their position does not change the cost). Every number
+printed is measured in this run, so ratios are comparable on a shared machine.
+
+    .venv/bin/python bench/pseudolabel.py                   # 320x240 and 480x360, 60 frames
+    .venv/bin/python bench/pseudolabel.py --frames 30 --sizes 320x240 --background homography
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+
+from cohesiv._checks import parse_size
+from cohesiv.hands.boxes import box_grid_points
+from cohesiv.io import FrameReader, Hand, HandTracks, write_hands
+from cohesiv.responsibility.dataset import ClipSource, PseudoLabelConfig, write_dataset
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_CLIP = REPO.parent / "shared" / "data" / "ego4d-lavila-clips"
+
+
+def _clip_folder(video: Path, size: tuple[int, int], n: int, folder: Path) -> HandTracks:
+    w, h = size
+    (folder / "frames").mkdir(parents=True)
+    for t, img in enumerate(FrameReader(video)):
+        if t >= n:
+            break
+        small = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+        cv2.imwrite(str(folder / "frames" / f"{t:06d}.png"), small[..., ::-1])
+    n = min(n, t + 1 if t < n else n)
+    boxes = [(0.15 * w, 0.55 * h, 0.40 * w, 0.95 * h), (0.60 * w, 0.55 * h, 0.85 * w, 0.95 * h)]
+    frames = {
+        t: [
+            Hand(f"hand{i}", side, box_grid_points(b))
+            for i, (b, side) in enumerate(zip(boxes, ("left", "right")))
+        ]
+        for t in range(n)
+    }
+    tracks = HandTracks((w, h), frames)
+    write_hands(folder / "hands.json", tracks)
+    return tracks
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--video", type=Path, default=None, help="clip to use (default: the ego4d clip)")
+    p.add_argument("--sizes", default="320x240,480x360")
+    p.add_argument("--frames", type=int, default=60)
+    p.add_argument("--background", default="static", choices=("static", "homography"))
+    p.add_argument("--no-fb-check", action="store_true")
+    args = p.parse_args(argv)
+    video = args.video or next(iter(sorted(DEFAULT_CLIP.glob("*.mp4"))), None)
+    if video is None:
+        print("no clip: pass --video", file=sys.stderr)
+        return 2
+    cfg = PseudoLabelConfig(
+        offsets=(-3, -2, -1, 1, 2, 3), background=args.background, fb_check=not args.no_fb_check
+    )
+    print(
+        f"clip {video.name}, {args.frames} frames, offsets ±1..±3, DIS, background={cfg.background}, "
+        f"fb_check={cfg.fb_check}, 2 hands x 25 points"
+    )
+    print(
+        f"{'size':>9} {'frames/s':>8} {'wall s':>7} {'flow s':>7} {'rest s':>7} {'rest/flow':>9}   rest by stage (s)"
+    )
+    for spec in args.sizes.split(","):
+        size = parse_size(spec)
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            tracks = _clip_folder(video, size, args.frames, tmp / "clip")
+            t0 = time.perf_counter()
+            s = write_dataset([ClipSource(tmp / "clip", tracks)], tmp / "ds", cfg, progress=False)
+            wall = time.perf_counter() - t0
+        flow = s.times.get("flow", 0.0)
+        rest = wall - flow
+        stages = ", ".join(f"{k} {v:.2f}" for k, v in s.times.items() if k != "flow")
+        print(
+            f"{spec:>9} {s.samples_written / wall:8.2f} {wall:7.2f} {flow:7.2f} {rest:7.2f} {rest / flow:9.2f}   "
+            f"{stages}, other {rest - sum(v for k, v in s.times.items() if k != 'flow'):.2f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
