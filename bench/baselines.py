@@ -84,18 +84,25 @@ def configs(camera: str, gt: MemoFlow, dis: MemoFlow) -> list[Config]:
             )
         for src in (gt, dis):
             out.append(Config(f"flow {src.name}{sfx}", "main", FlowBaseline(src, background=bg), "flow"))
-    out.append(
-        Config("resp gt ±1 T2", "offsets", ResponsibilityBaseline(gt, offsets=(-1, 1)), "responsibility")
-    )
-    for temp in (1.0, 4.0):
+    for src in (gt, dis):
         out.append(
             Config(
-                f"resp gt ±1..3 T{temp:g}",
-                "temperature",
-                ResponsibilityBaseline(gt, temperature=temp),
+                f"resp {src.name} ±1 T2",
+                "offsets",
+                ResponsibilityBaseline(src, offsets=(-1, 1)),
                 "responsibility",
             )
         )
+    for src in (gt, dis):
+        for temp in (1.0, 4.0):
+            out.append(
+                Config(
+                    f"resp {src.name} ±1..3 T{temp:g}",
+                    "temperature",
+                    ResponsibilityBaseline(src, temperature=temp),
+                    "responsibility",
+                )
+            )
     return out
 
 
@@ -193,6 +200,7 @@ def main() -> int:
     )
     ap.add_argument("--size", default="160x120")
     ap.add_argument("--cameras", default="static,moving")
+    ap.add_argument("--groups", default="main,offsets,temperature", help="which configuration groups to run")
     ap.add_argument("--quick", action="store_true", help="3 val + 6 test clips")
     ap.add_argument("--json", default=None, help="also write the results here")
     a = ap.parse_args()
@@ -213,7 +221,7 @@ def main() -> int:
             work / f"{camera}_{tag}_test{a.test}", a.test, a.frames, a.size, 2000, camera, a.label_every
         )
         gt, dis = MemoFlow(ExactFlow()), MemoFlow(EstimatedFlow(FlowEstimator("dis"), name="dis"))
-        cfgs = configs(camera, gt, dis)
+        cfgs = [c for c in configs(camera, gt, dis) if c.group in a.groups.split(",")]
         t0 = time.perf_counter()
         taus = fit_all(cfgs, val)
         metrics, seconds = test_all(cfgs, test, taus, [gt, dis])
