@@ -46,6 +46,8 @@ CAMERA_MODES = ("static", "moving", "mixed")
 HAND_LABELS = {"left": 1, "right": 2}
 OBJECT_LABELS = {"left": 3, "right": 4, "both": 5}
 MIN_SIZE = (48, 48)
+#: A held object keeps at least this fraction of its area in view (not under a hand) in every frame.
+MIN_OBJECT_VISIBLE = 0.35
 #: Interpolation used to render layers (the flow is exact whatever it is; it sets image quality).
 RENDER_INTERP = cv2.INTER_LINEAR
 MAX_SIZE = (4096, 4096)
@@ -343,11 +345,14 @@ def _sample_alpha(sprite: Sprite, to_image: np.ndarray, pts: np.ndarray) -> np.n
     return a.reshape(-1)
 
 
-def _placement_ok(scene: Scene, hand_layers: dict[str, Layer], object_layers: list[Layer]) -> bool:
+def _placement_ok(
+    scene: Scene, hand_layers: dict[str, Layer], object_layers: list[Layer], check_objects: bool = True
+) -> bool:
     """Check that a sampled placement is valid in every frame.
 
     Every keypoint must be visible on its own hand (with a margin on alpha), every forearm must
-    leave the image through the bottom edge and every object's centre must be in view.
+    leave the image through the bottom edge and every held object must keep
+    :data:`MIN_OBJECT_VISIBLE` of its area in the image and not under a hand.
     """
     w, h = scene.size
     order = [ly.name for ly in scene.layers]
@@ -375,11 +380,22 @@ def _placement_ok(scene: Scene, hand_layers: dict[str, Layer], object_layers: li
                     om = motion_matrix(scene.motions[other.motion], t)
                     if (_sample_alpha(other.sprite, om, r) > 0.35).any():
                         return False
-        for ob in object_layers:
-            c = apply_homography(motion_matrix(scene.motions[ob.motion], t), ob.info["centre_in_motion"])[0]
-            if not (0 <= c[0] <= w - 1 and 0 <= c[1] <= h - 1):
+        for ob in object_layers if check_objects else []:
+            om = motion_matrix(scene.motions[ob.motion], t)
+            pts = apply_homography(om @ ob.sprite.placement, _object_points(ob.sprite))
+            seen = (pts[:, 0] >= 0) & (pts[:, 0] <= w - 1) & (pts[:, 1] >= 0) & (pts[:, 1] <= h - 1)
+            for hl in hand_layers.values():
+                seen &= _sample_alpha(hl.sprite, motion_matrix(scene.motions[hl.motion], t), pts) < 0.5
+            if seen.mean() < MIN_OBJECT_VISIBLE:
                 return False
     return True
+
+
+def _object_points(sprite: Sprite, n: int = 80) -> np.ndarray:
+    """Up to ``n`` canvas points spread over the inside of a sprite (alpha > 0.5), ``(n, 2)``."""
+    ys, xs = np.nonzero(sprite.rgba[..., 3] > 0.5)
+    idx = np.linspace(0, len(xs) - 1, min(n, len(xs))).astype(int)
+    return np.stack([xs[idx], ys[idx]], 1).astype(np.float64)
 
 
 def sample_scene(
@@ -471,38 +487,56 @@ def sample_scene(
             tilt[s] = -sign * np.deg2rad(rng.uniform(8, 28))
             attach[s] = translation(sign * gap / 2, 0.0) @ rotation(tilt[s])
 
+    hand_layers: dict[str, Layer] = {}
+    for s in hand_order:
+        spr = Sprite(shapes[s].sprite.rgba, attach[s] @ shapes[s].sprite.placement)  # canvas -> motion frame
+        hand_layers[s] = Layer(f"hand_{s}", HAND_LABELS[s], motion_of[s], spr, {"palm": shapes[s].palm})
+
+    def uncovered(obj: Sprite, placement: np.ndarray, by: list[str]) -> float:
+        """Fraction of the object (placed in the motion frame) not under the hands ``by``."""
+        pts = apply_homography(placement, _object_points(obj))
+        free = np.ones(len(pts), bool)
+        for b in by:
+            free &= _sample_alpha(hand_layers[b].sprite, np.eye(3), pts) < 0.5
+        return float(free.mean())
+
     object_layers: list[Layer] = []
-    for s in sides:
+    for s in sides if not shared else []:
         if not holds[s]:
             continue
         shape = OBJECT_SHAPES[int(rng.integers(0, len(OBJECT_SHAPES)))]
         ow, oh = rng.uniform(0.9, 1.7) * palm0, rng.uniform(0.7, 1.6) * palm0
         spr, colour = object_sprite(rng, ow, oh, shape)
         mirror = -1.0 if s == "left" else 1.0
-        centre = np.array([mirror * rng.uniform(-0.3, 0.3) * palm0, -rng.uniform(1.0, 1.5) * palm0])
-        spr.placement = translation(*centre) @ rotation(rng.uniform(-0.5, 0.5)) @ spr.placement
+        for i in range(20):  # partly under the fingers, but mostly visible (small ones slide to the tips)
+            centre = np.array(
+                [mirror * rng.uniform(-0.3, 0.3) * palm0, -(rng.uniform(1.0, 1.5) + 0.04 * i) * palm0]
+            )
+            placement = translation(*centre) @ rotation(rng.uniform(-0.5, 0.5)) @ spr.placement
+            if uncovered(spr, placement, [s]) >= 0.5:
+                break
+        spr.placement = placement
         object_layers.append(
             Layer(f"object_{s}", OBJECT_LABELS[s], motion_of[s], spr,
                   {"shape": shape, "size": [ow, oh], "colour": colour, "centre_in_motion": centre})
         )  # fmt: skip
     if shared:
         tips = np.stack([apply_homography(attach[s], np.array([[0.0, -0.9 * palm0]]))[0] for s in sides])
-        centre = tips.mean(0) + np.array([0.0, rng.uniform(-0.1, 0.2) * palm0])
         shape = ("box", "rounded", "ellipse")[int(rng.integers(0, 3))]
         ow = abs(tips[1, 0] - tips[0, 0]) + rng.uniform(0.4, 0.9) * palm0
         oh = rng.uniform(0.5, 1.1) * palm0
         spr, colour = object_sprite(rng, ow, oh, shape)
-        spr.placement = translation(*centre) @ rotation(rng.uniform(-0.08, 0.08)) @ spr.placement
+        for i in range(20):
+            centre = tips.mean(0) + np.array([0.0, -(rng.uniform(0.0, 0.5) + 0.04 * i) * palm0])
+            placement = translation(*centre) @ rotation(rng.uniform(-0.08, 0.08)) @ spr.placement
+            if uncovered(spr, placement, sides) >= 0.5:
+                break
+        spr.placement = placement
         object_layers.append(
             Layer("object_both", OBJECT_LABELS["both"], "hands_both", spr,
                   {"shape": shape, "size": [ow, oh], "colour": colour, "centre_in_motion": centre})
         )  # fmt: skip
     rng.shuffle(object_layers)
-    hand_layers: dict[str, Layer] = {}
-    for s in hand_order:
-        spr = shapes[s].sprite
-        spr = Sprite(spr.rgba, attach[s] @ spr.placement)
-        hand_layers[s] = Layer(f"hand_{s}", HAND_LABELS[s], motion_of[s], spr, {"palm": shapes[s].palm})
     layers = object_layers + [hand_layers[s] for s in hand_order]
     hands = [
         {
@@ -564,7 +598,7 @@ def sample_scene(
                 "placement_attempts": attempt + 1,
             },
         )
-        if _placement_ok(scene, hand_layers, object_layers):
+        if _placement_ok(scene, hand_layers, object_layers, check_objects=attempt < 30):
             return scene
     raise RuntimeError(
         f"could not place the hands of seed {seed_list} in a {w}x{h} image"

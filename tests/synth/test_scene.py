@@ -140,6 +140,10 @@ def test_labels_consistent_with_hands(clips):
             if 5 in present:
                 assert ids == {"left", "right"}
             assert len(hands[0].points) == 21
+        # every held object is in view (not hidden under the hands) in every frame
+        for layer in c.scene["layers"]:
+            if layer["label"] >= 3:
+                assert all((lab == layer["label"]).sum() >= 10 for lab in c.labels), layer["name"]
 
 
 def test_same_seed_same_clip_other_seed_other_clip():
