@@ -105,12 +105,9 @@ def motion_magnitude(
     flow = np.asarray(flow, np.float32)
     if camera is None:
         return np.sqrt(flow[0] ** 2 + flow[1] ** 2)
-    import torch
+    from cohesiv.responsibility import homography_distances
 
-    from cohesiv.responsibility.maps import homography_distances
-
-    d = homography_distances(torch.from_numpy(flow), torch.from_numpy(np.asarray(camera, np.float32))[None])
-    return d[0].numpy()
+    return np.asarray(homography_distances(flow, np.asarray(camera, np.float64)[None])[0], np.float32)
 
 
 def components_under_points(mask: np.ndarray, points: Sequence[np.ndarray]) -> np.ndarray:
