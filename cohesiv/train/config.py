@@ -69,7 +69,8 @@ class TrainConfig:
         object_threshold: object mask = some hand responsibility above this, minus person.
         w_resp: weight of the responsibility loss.
         w_emb: weight of the embedding loss.
-        sync_bn: use SyncBatchNorm in distributed runs (batch statistics over the global batch).
+        sync_bn: use SyncBatchNorm in distributed GPU runs (batch statistics over the global batch);
+            PyTorch's SyncBatchNorm is GPU-only, so CPU runs normalise over each process' share.
         device: "cpu", "cuda", "cuda:1", ... or None (CUDA when available).
         augment: augmentation parameters.
     """

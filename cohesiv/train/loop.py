@@ -257,6 +257,7 @@ def train(
     loss_fn: LossFn | None = None,
     progress: bool = True,
     stop_after: int | None = None,
+    build_model: Callable[[Any], nn.Module] | None = None,
 ) -> TrainResult:
     """Train a COHESIV network on pseudo-label datasets and write the run folder.
 
@@ -267,6 +268,8 @@ def train(
         loss_fn: ``loss_fn(out, batch) -> (loss, parts)``; default :func:`default_loss`.
         progress: show a tqdm progress bar (rank 0, stderr).
         stop_after: stop (after saving) once this step is reached, as if interrupted (for tests).
+        build_model: ``build_model(cfg.model) -> nn.Module`` returning a module with the
+            :class:`~cohesiv.model.CohesivNet` forward; default :func:`cohesiv.model.build_model`.
 
     Returns:
         :class:`TrainResult`.
@@ -275,7 +278,8 @@ def train(
         CohesivError: bad data, an existing run without ``resume``, a ``resume`` with a different
             configuration.
     """
-    from cohesiv.model import build_model
+    if build_model is None:
+        from cohesiv.model import build_model
 
     loss_fn = loss_fn or default_loss(cfg)
     ctx = D.init_distributed(cfg.device)
@@ -313,7 +317,7 @@ def _train(cfg, ctx, resume, loss_fn, progress, stop_after, build_model) -> Trai
 
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model)
-    if ctx.distributed and cfg.sync_bn:
+    if ctx.distributed and cfg.sync_bn and ctx.device.type == "cuda":  # SyncBatchNorm is GPU-only
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model.to(ctx.device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)

@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
-from train_fixtures import write_dataset
+from train_fixtures import TinyNet, write_dataset
 
 from cohesiv.errors import CohesivError
 from cohesiv.model import ModelConfig
@@ -38,11 +38,12 @@ def _weights(run):
 
 
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(dataset, tmp_path):
-    full = train(_cfg(dataset, tmp_path / "full"), progress=False)
+    # a small stand-in network keeps this fast; the kill -9 test below uses the real one
+    full = train(_cfg(dataset, tmp_path / "full"), progress=False, build_model=TinyNet)
     assert full.step == 4 and math.isfinite(full.loss)
-    part = train(_cfg(dataset, tmp_path / "cut"), progress=False, stop_after=2)
+    part = train(_cfg(dataset, tmp_path / "cut"), progress=False, stop_after=2, build_model=TinyNet)
     assert part.step == 2 and checkpoint_step(tmp_path / "cut" / "checkpoints") == 2
-    rest = train(_cfg(dataset, tmp_path / "cut"), resume=True, progress=False)
+    rest = train(_cfg(dataset, tmp_path / "cut"), resume=True, progress=False, build_model=TinyNet)
     assert rest.step == 4
     assert [s for s, _ in rest.history] == [3, 4]
     assert [loss for _, loss in rest.history] == [loss for _, loss in full.history[2:]]
@@ -138,7 +139,7 @@ def test_paper_preset():
 
 def test_plateau_schedule_with_held_out_split_runs(dataset, tmp_path):
     cfg = _cfg(dataset, tmp_path / "p", steps=None, epochs=1, schedule="plateau", val_fraction=0.3, batch=2)
-    r = train(cfg, progress=False)
+    r = train(cfg, progress=False, build_model=TinyNet)
     assert r.step > 0
     assert "validation loss" in (tmp_path / "p" / "train.log").read_text()
 

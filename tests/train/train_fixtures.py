@@ -124,3 +124,80 @@ def write_labeled_clip(root: Path, n: int = 4, size: int = 64, seed: int = 1) ->
         ]
     (root / "hands.json").write_text(json.dumps({"version": 1, "image_size": [size, size], "frames": frames}))
     return root
+
+
+class TinyNet:
+    """Build a small network with CohesivNet's forward (conv + BN embedding, query/key heads): fast loop tests."""
+
+    norm = "batch"
+
+    def __new__(cls, cfg=None):
+        import torch
+        from torch import nn
+
+        from cohesiv.model.net import NetOutput, query_scores
+
+        f = 8 if cfg is None else cfg.embed_dim
+
+        class _Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.body = nn.Sequential(
+                    nn.Conv2d(3, 16, 3, padding=1),
+                    nn.BatchNorm2d(16) if cls.norm == "batch" else nn.GroupNorm(4, 16),
+                    nn.ReLU(),
+                    nn.Conv2d(16, f, 3, padding=1),
+                )
+                self.q = nn.Conv2d(f, f, 1)
+                self.k = nn.Conv2d(f, f, 1)
+
+            def forward(self, images, points=None, point_valid=None):
+                z = self.body(images)
+                if points is None:
+                    return NetOutput(z, None)
+                pts = torch.where(point_valid[..., None], points, torch.zeros_like(points))
+                return NetOutput(z, query_scores(self.q(z), self.k(z), pts, point_valid))
+
+        return _Net()
+
+
+def free_port() -> int:
+    """Return a free TCP port on 127.0.0.1."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class TinyNetGN(TinyNet):
+    """:class:`TinyNet` with GroupNorm: its output does not depend on how the batch is split over processes."""
+
+    norm = "group"
+
+
+def ddp_worker(rank: int, world: int, port: int, cfg_dict: dict, tiny) -> None:
+    """Entry point of one process of a CPU DDP test run (torch.multiprocessing.spawn)."""
+    import os
+
+    import torch
+
+    from cohesiv.train import TrainConfig, train
+
+    torch.set_num_threads(1)
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+    )
+    build = {"batch": TinyNet, "group": TinyNetGN, None: None}[tiny]
+    train(TrainConfig.from_dict(cfg_dict), progress=False, build_model=build)
+
+
+def run_ddp(cfg, world: int = 2, tiny: str | None = "group") -> None:
+    """Train ``cfg`` with ``world`` CPU processes (gloo on 127.0.0.1); ``tiny``: "batch", "group" or None (real model)."""
+    import torch.multiprocessing as mp
+
+    mp.spawn(ddp_worker, args=(world, free_port(), cfg.to_dict(), tiny), nprocs=world, join=True)

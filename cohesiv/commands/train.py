@@ -1,0 +1,128 @@
+"""``cohesiv train``: train the network on pseudo-label datasets (resumable; distributed under torchrun)."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "train the network on pseudo-label datasets"
+DESCRIPTION = """\
+Train the COHESIV network (U-Net embedding + query/key heads) on one or more pseudo-label datasets
+written by 'cohesiv pseudolabel'. The run folder gets config.yaml, checkpoints/ (safetensors + JSON,
+saved atomically every --save-every steps and at the end), log.jsonl, train.log and tb/ (TensorBoard).
+
+  cohesiv train --data ds1 ds2 --out runs/r1 --steps 2000
+  cohesiv train --out runs/r1 --resume              # continue after an interruption (even kill -9)
+  cohesiv train --data ds --out runs/paper --preset paper --encoder se_resnext50_32x4d \\
+      --encoder-weights se_resnext50.pth             # the paper's recipe (plateau schedule)
+  torchrun --nproc_per_node=2 -m cohesiv train --data ds --out runs/ddp --batch 8   # 2 processes
+
+Defaults are for CPU (resnet18, 256x256 crops, AdamW lr 1e-3 with cosine decay). Options left unset
+take the preset's value, then the default; with --resume, the run's saved config.
+"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Add the ``train`` options."""
+    p.add_argument(
+        "--data", nargs="+", metavar="DATASET", help="pseudo-label dataset folders (required unless --resume)"
+    )
+    p.add_argument("--out", required=True, metavar="RUN", help="run folder")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument(
+        "--preset", choices=["paper"], help="named recipe: paper = batch 10, lr 1e-2, plateau schedule"
+    )
+    g = p.add_argument_group("model")
+    g.add_argument("--encoder", metavar="NAME", help="segmentation_models_pytorch encoder (default resnet18)")
+    g.add_argument("--encoder-weights", metavar="PATH", help="local ImageNet checkpoint of the encoder")
+    g.add_argument("--embed-dim", type=int, metavar="F", help="embedding channels (default 64)")
+    g.add_argument("--head-dim", type=int, metavar="A", help="query/key head channels (default 64)")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--size", type=int, help="square crop side, a multiple of 32 (default 256)")
+    g.add_argument("--batch", type=int, help="global batch size (default 8)")
+    s = g.add_mutually_exclusive_group()
+    s.add_argument("--steps", type=int, help="optimisation steps (default 1000 unless --epochs)")
+    s.add_argument("--epochs", type=int, help="passes over the training samples")
+    g.add_argument("--lr", type=float, help="peak learning rate (default 1e-3)")
+    g.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 1e-4)")
+    g.add_argument(
+        "--schedule",
+        choices=["constant", "cosine", "plateau"],
+        help="learning-rate schedule (default cosine)",
+    )
+    g.add_argument("--warmup-steps", type=int, help="linear warm-up steps (default 20)")
+    g.add_argument("--val-fraction", type=float, help="held-out share for the plateau schedule")
+    g.add_argument(
+        "--object-threshold", type=float, help="object = hand responsibility above this (default 0.5)"
+    )
+    g.add_argument("--w-resp", type=float, help="responsibility loss weight (default 10)")
+    g.add_argument("--w-emb", type=float, help="embedding loss weight (default 1)")
+    g.add_argument("--seed", type=int, help="seed of initialisation, order and augmentation (default 0)")
+    g = p.add_argument_group("run")
+    g.add_argument("--save-every", type=int, help="checkpoint every N steps (default 100)")
+    g.add_argument("--log-every", type=int, help="log scalars every N steps (default 10)")
+    g.add_argument(
+        "--image-every", type=int, help="TensorBoard images every N steps, 0 = never (default 100)"
+    )
+    g.add_argument("--num-workers", type=int, help="data loader processes (default 0)")
+    g.add_argument("--device", help="cpu, cuda, cuda:1 (default: CUDA when available)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+_FIELDS = (
+    "size", "batch", "steps", "epochs", "lr", "weight_decay", "schedule", "warmup_steps", "val_fraction",
+    "object_threshold", "w_resp", "w_emb", "seed", "save_every", "log_every", "image_every", "num_workers",
+    "device",
+)  # fmt: skip
+
+
+def build_config(args: argparse.Namespace):
+    """Return the :class:`~cohesiv.train.TrainConfig` of the parsed arguments (and, with --resume, the saved run)."""
+    import dataclasses
+    from pathlib import Path
+
+    from cohesiv.errors import CohesivError
+    from cohesiv.model import ModelConfig
+    from cohesiv.train import make_config, read_run_config
+
+    given = {k: getattr(args, k) for k in _FIELDS if getattr(args, k) is not None}
+    model_over = {
+        k: v
+        for k, v in {
+            "encoder_name": args.encoder,
+            "encoder_weights": args.encoder_weights,
+            "embed_dim": args.embed_dim,
+            "head_dim": args.head_dim,
+        }.items()
+        if v is not None
+    }
+    if args.resume and (Path(args.out) / "config.yaml").is_file():
+        saved = read_run_config(args.out)
+        if args.data:
+            given["data"] = tuple(args.data)
+        if "steps" in given:
+            given["epochs"] = None
+        elif "epochs" in given:
+            given["steps"] = None
+        model = dataclasses.replace(saved.model, **model_over)
+        return dataclasses.replace(saved, model=model, out=str(args.out), **given)
+    if not args.data:
+        raise CohesivError("--data is required (unless --resume continues an existing run)")
+    return make_config(
+        data=args.data, out=args.out, preset=args.preset, model=ModelConfig(**model_over), **given
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train, print where the run is and its last loss."""
+    import sys
+
+    from cohesiv.train import train
+
+    cfg = build_config(args)
+    result = train(cfg, resume=args.resume, progress=not args.no_progress)
+    import os
+
+    if os.environ.get("RANK", "0") == "0":
+        note = " (stopped early: validation loss stalled)" if result.stopped_early else ""
+        print(f"{result.run}: step {result.step}, loss {result.loss:.4f}{note}", file=sys.stderr)
+    return 0
