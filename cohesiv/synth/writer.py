@@ -14,6 +14,7 @@ skipped on a re-run. Every file is written atomically.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sys
@@ -226,6 +227,22 @@ def generate_dataset(
     return DatasetReport(paths, written, skipped)
 
 
+@functools.lru_cache(maxsize=16)
+def _motions(path: str, mtime_ns: int, size: int) -> tuple:
+    """Parse the motions of a scene.json once per file version (exact_flow is called per frame pair)."""
+    clip_dir = Path(path).parent
+    scene = _read_scene_json(clip_dir)
+    try:
+        n = int(scene["frames"])
+        names = list(scene["motion_names"])
+        mats = {k: np.asarray(v["matrices"], np.float64) for k, v in scene["motions"].items()}
+        label_motion = {int(k): v for k, v in scene["label_motion"].items()}
+        w, h = (int(v) for v in scene["size"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise InputError(clip_dir / "scene.json", f"malformed scene.json ({e!r})") from None
+    return n, names, mats, label_motion, (w, h)
+
+
 def exact_flow(clip_dir: str | Path, t: int, s: int) -> np.ndarray:
     """Exact flow from frame ``t`` to frame ``s`` of a clip written by ``cohesiv synth``.
 
@@ -246,15 +263,14 @@ def exact_flow(clip_dir: str | Path, t: int, s: int) -> np.ndarray:
         InputError: not a synth clip folder, or t/s out of range.
     """
     clip_dir = Path(clip_dir)
-    scene = _read_scene_json(clip_dir)
+    path = clip_dir / "scene.json"
     try:
-        n = int(scene["frames"])
-        names = list(scene["motion_names"])
-        mats = {k: np.asarray(v["matrices"], np.float64) for k, v in scene["motions"].items()}
-        label_motion = {int(k): v for k, v in scene["label_motion"].items()}
-        w, h = scene["size"]
-    except (KeyError, TypeError, ValueError) as e:
-        raise InputError(clip_dir / "scene.json", f"malformed scene.json ({e!r})") from None
+        st = path.stat()
+    except FileNotFoundError:
+        st = None
+    if st is None:
+        _read_scene_json(clip_dir)  # raises the error that names the file
+    n, names, mats, label_motion, (w, h) = _motions(str(path.resolve()), st.st_mtime_ns, st.st_size)
     for name, v in (("t", t), ("s", s)):
         if not 0 <= int(v) < n:
             raise InputError(clip_dir, f"frame {name}={v} out of range 0..{n - 1}")

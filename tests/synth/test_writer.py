@@ -138,3 +138,14 @@ def test_cli(tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     assert main(["synth", str(tmp_path / "file"), "--clips", "1", "--size", "64x48"]) == 2
     assert "not a folder" in capsys.readouterr().err
+
+
+def test_exact_flow_malformed_scene_json(tmp_path):
+    generate_dataset(tmp_path / "d", **(KW | {"clips": 1, "frames": 2, "size": (64, 48)}))
+    clip = tmp_path / "d" / "clip_0000"
+    (clip / "scene.json").write_text('{"frames": 2}')
+    with pytest.raises(InputError, match="malformed scene.json"):
+        exact_flow(clip, 0, 1)
+    (clip / "scene.json").write_text("{not json")
+    with pytest.raises(InputError, match="cannot read scene.json"):
+        exact_flow(clip, 0, 1)
