@@ -8,7 +8,8 @@ configuration with All / Pair / Hand / Obj mIoU beside the paper's 100DOH figure
 * the responsibility maps from GT flow vs from DIS flow (what flow error costs), with DIS's
   end-point error against the exact flow;
 * ablations on the same clips: offsets {±1} vs {±1, ±2, ±3}; temperature 1 / 2 / 4; background
-  static vs homography (moving camera).
+  static vs homography (moving camera); forward-backward consistency weighting (as ``cohesiv
+  pseudolabel`` does by default) vs none ([C]).
 
 Every configuration sees the same frames; flows are computed once per frame and shared.
 
@@ -48,16 +49,17 @@ class MemoFlow:
         self.seconds = 0.0
         self.computed = 0
 
-    def __call__(self, context, s):
+    def __call__(self, context, s, src=None):
         key = (context.clip.path, context.t)
         if key != self._key:
             self._key, self._flows = key, {}
-        if s not in self._flows:
+        pair = (context.t if src is None else src, s)
+        if pair not in self._flows:
             t0 = time.perf_counter()
-            self._flows[s] = self.source(context, s)
+            self._flows[pair] = self.source(context, s, src)
             self.seconds += time.perf_counter() - t0
             self.computed += 1
-        return self._flows[s]
+        return self._flows[pair]
 
 
 @dataclass
@@ -90,6 +92,15 @@ def configs(camera: str, gt: MemoFlow, dis: MemoFlow) -> list[Config]:
                 f"resp {src.name} ±1 T2",
                 "offsets",
                 ResponsibilityBaseline(src, offsets=(-1, 1)),
+                "responsibility",
+            )
+        )
+    for src in (gt, dis):
+        out.append(
+            Config(
+                f"resp {src.name} ±1..3 T2 fb-check",
+                "consistency",
+                ResponsibilityBaseline(src, fb_check=True),
                 "responsibility",
             )
         )
@@ -200,7 +211,9 @@ def main() -> int:
     )
     ap.add_argument("--size", default="160x120")
     ap.add_argument("--cameras", default="static,moving")
-    ap.add_argument("--groups", default="main,offsets,temperature", help="which configuration groups to run")
+    ap.add_argument(
+        "--groups", default="main,offsets,temperature,consistency", help="which configuration groups to run"
+    )
     ap.add_argument("--quick", action="store_true", help="3 val + 6 test clips")
     ap.add_argument("--json", default=None, help="also write the results here")
     a = ap.parse_args()

@@ -58,6 +58,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("static", "homography"),
         help="background motion model: static camera, or a camera homography (moving camera)",
     )
+    g.add_argument(
+        "--fb-check",
+        action="store_true",
+        help="responsibility: weight offsets by forward-backward flow consistency (as cohesiv pseudolabel)",
+    )
     parser.add_argument("--device", default=None, help="torch device for --run (default: cpu)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no table")
 
@@ -108,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
             offsets=offsets,
             temperature=args.temperature,
             background=args.background,
+            fb_check=args.fb_check,
         )
         metrics, fit = run_baseline(
             baseline, args.data, val=args.val, threshold=args.threshold, progress=progress
@@ -118,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
             offsets=list(offsets),
             temperature=args.temperature if args.baseline == "responsibility" else None,
             background=args.background,
+            fb_check=args.fb_check if args.baseline == "responsibility" else None,
             threshold=metrics["threshold"],
             val=list(args.val or []),
         )

@@ -47,7 +47,8 @@ FLOW_OFFSETS = (1,)
 RESPONSIBILITY_GRID = tuple(np.round(np.arange(0.05, 0.96, 0.05), 2).tolist())
 FLOW_GRID = tuple(np.round(np.geomspace(0.02, 24.0, 32), 3).tolist())
 
-FlowSource = Callable[[FrameContext, int], np.ndarray]
+#: ``source(context, s, src=None) -> (2, H, W)``: flow from frame ``src`` (default ``context.t``) to ``s``.
+FlowSource = Callable[..., np.ndarray]
 
 
 # ----------------------------------------------------------------------------- pure cores
@@ -175,11 +176,12 @@ class ExactFlow:
 
     name = "gt"
 
-    def __call__(self, context: FrameContext, s: int) -> np.ndarray:
-        """Flow ``(2, H, W)`` from frame ``context.t`` to frame ``s``."""
+    def __call__(self, context: FrameContext, s: int, src: int | None = None) -> np.ndarray:
+        """Flow ``(2, H, W)`` from frame ``src`` (default ``context.t``) to frame ``s``."""
         from cohesiv.synth import exact_flow
 
-        return np.asarray(exact_flow(context.clip.path, context.t, s), np.float32)
+        src = context.t if src is None else src
+        return np.asarray(exact_flow(context.clip.path, src, s), np.float32)
 
 
 class EstimatedFlow:
@@ -192,14 +194,15 @@ class EstimatedFlow:
         self._clip: Path | None = None
         self._cache = None
 
-    def __call__(self, context: FrameContext, s: int) -> np.ndarray:
-        """Flow ``(2, H, W)`` from frame ``context.t`` to frame ``s``."""
+    def __call__(self, context: FrameContext, s: int, src: int | None = None) -> np.ndarray:
+        """Flow ``(2, H, W)`` from frame ``src`` (default ``context.t``) to frame ``s``."""
         from cohesiv.flow import FlowCache
 
         if self._clip != context.clip.path:
             self._clip = context.clip.path
             self._cache = FlowCache(self.estimator, context.clip.reader.frame)
-        return np.array(self._cache.get(context.t, s), np.float32)  # a writable copy
+        src = context.t if src is None else src
+        return np.array(self._cache.get(src, s), np.float32)  # a writable copy
 
 
 def _hand_points(hands: Sequence[Hand]) -> list[np.ndarray]:
@@ -225,12 +228,15 @@ class ResponsibilityBaseline:
         offsets: frame offsets averaged (±1, ±2, ±3 in [C]).
         temperature: softmax temperature, pixels (2 in DESIGN.md).
         background: ``"static"`` ([C]) or ``"homography"`` (camera motion).
+        fb_check: weight the offsets by forward–backward flow consistency, as ``cohesiv
+            pseudolabel`` does by default (needs the backward flows too); False is [C].
     """
 
     flow: FlowSource
     offsets: Sequence[int] = RESPONSIBILITY_OFFSETS
     temperature: float = 2.0
     background: str = "static"
+    fb_check: bool = False
     name = "responsibility"
     grid = RESPONSIBILITY_GRID
 
@@ -245,9 +251,18 @@ class ResponsibilityBaseline:
             r = np.zeros((len(hands) + 1, h, w), np.float32)
             r[0] = 1
         else:
-            flows = {k: self.flow(context, context.t + k) for k in ks}
+            t = context.t
+            flows = {k: self.flow(context, t + k) for k in ks}
+            valids = None
+            if self.fb_check:
+                from cohesiv.flow import forward_backward_valid
+
+                valids = {
+                    k: forward_backward_valid(flows[k], self.flow(context, t, src=t + k)).astype(np.uint8)
+                    for k in ks
+                }
             r, _, _ = averaged_responsibility(
-                flows, pts, temperature=self.temperature, background=self.background
+                flows, pts, valids=valids, temperature=self.temperature, background=self.background
             )
         return {"responsibility": r, "person": _person(hands, (w, h))}
 

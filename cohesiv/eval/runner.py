@@ -48,12 +48,15 @@ def build_baseline(
     offsets: Sequence[int] | None = None,
     temperature: float = 2.0,
     background: str = "static",
+    fb_check: bool = False,
 ) -> ResponsibilityBaseline | FlowBaseline:
     """Build the ``"responsibility"`` or ``"flow"`` baseline (offsets default to each one's own)."""
     source = make_flow_source(flow, raft_weights)
     if name == "responsibility":
         kw = {} if offsets is None else {"offsets": tuple(offsets)}
-        return ResponsibilityBaseline(source, temperature=temperature, background=background, **kw)
+        return ResponsibilityBaseline(
+            source, temperature=temperature, background=background, fb_check=fb_check, **kw
+        )
     if name == "flow":
         kw = {} if offsets is None else {"offsets": tuple(offsets)}
         return FlowBaseline(source, background=background, **kw)

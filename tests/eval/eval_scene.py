@@ -63,6 +63,7 @@ class SceneFlow:
     def __init__(self):
         self.calls = []
 
-    def __call__(self, context, s):
-        self.calls.append((context.t, s))
-        return scene_flow(context.t, s)
+    def __call__(self, context, s, src=None):
+        src = context.t if src is None else src
+        self.calls.append((src, s))
+        return scene_flow(src, s)

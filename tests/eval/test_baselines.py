@@ -133,3 +133,23 @@ def test_flow_baseline_homography_background_cancels_camera(make_clip):
     fm = fit_threshold(moving, [clip], grid=[1.0], progress=False)
     assert fm.all_miou[0] == pytest.approx(100.0)
     assert fs.all_miou[0] < 50  # the pan makes the whole image "move"
+
+
+def test_responsibility_fb_check_uses_backward_flows(make_clip):
+    clip = make_clip(n_frames=8, labeled=(3,))
+    flow = SceneFlow()
+    base = ResponsibilityBaseline(flow, offsets=(-1, 2), fb_check=True)
+    fr = next(iter_scored_frames([clip], progress=False))
+    r = base.maps(fr.image, fr.hands, fr.context)["responsibility"]
+    assert sorted(flow.calls) == [(2, 3), (3, 2), (3, 5), (5, 3)]
+    plain = ResponsibilityBaseline(SceneFlow(), offsets=(-1, 2)).maps(fr.image, fr.hands, fr.context)
+    plain = plain["responsibility"]
+    assert np.allclose(r.sum(0), 1, atol=1e-5)
+    # background that the pair covers by frame 5 (4 columns right of it) fails the check at +2
+    # and takes the -1 maps alone; elsewhere both offsets are valid and nothing changes
+    x_end = 6 + 2 * 3 + 14
+    covered = np.s_[10:22, x_end : x_end + 4]
+    e1 = np.exp(-1.0)  # offset -1: d_BG = 0, d_hand = 2 px, temperature 2 -> R_hand = e1 / (1 + e1)
+    assert r[1][covered] == pytest.approx(e1 / (1 + e1), abs=1e-4)
+    assert plain[1][covered].max() < r[1][covered].min()
+    assert np.allclose(r[:, :, :4], plain[:, :, :4])
