@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -96,13 +97,17 @@ def main() -> None:
                 "--camera",
                 mode,
             ]
+            r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
             t0 = time.perf_counter()
             subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
             dt = time.perf_counter() - t0
+            r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
             n = args.clips * args.frames
             print(
                 f"\n[{mode} camera] (b) cohesiv synth: {args.clips} clips x {args.frames} frames at {args.size} "
-                f"in {dt:.1f} s = {n / dt:.1f} frames/s"
+                f"in {dt:.1f} s wall = {n / dt:.1f} frames/s; CPU {cpu:.1f} s = {n / cpu:.1f} frames per CPU-second "
+                f"(load average now {os.getloadavg()[0]:.1f})"
             )
             clips = sorted(out.glob("clip_*"))
             per_clip = np.stack([photometric(c, args.frames) for c in clips])  # (clips, 2, 3)
