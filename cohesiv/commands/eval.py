@@ -37,7 +37,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", default="metrics.json", help="metrics file to write (JSON)")
     g = parser.add_argument_group("baselines")
-    g.add_argument("--val", nargs="+", metavar="CLIP", help="labeled clips on which to fit the threshold")
+    g.add_argument(
+        "--val",
+        nargs="+",
+        metavar="CLIP",
+        help="labeled clips (or folders of them) on which to fit the threshold",
+    )
     g.add_argument("--threshold", type=float, help="use this threshold instead of fitting one on --val")
     g.add_argument(
         "--flow",
@@ -63,7 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="responsibility: weight offsets by forward-backward flow consistency (as cohesiv pseudolabel)",
     )
-    parser.add_argument("--device", default=None, help="torch device for --run (default: cpu)")
+    parser.add_argument("--device", default=None, help="torch device for --run (None: CPU)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no table")
 
 

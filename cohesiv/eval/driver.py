@@ -189,20 +189,40 @@ class ScoredFrame:
         return self.context.frame(self.context.t)
 
 
+def expand_clips(paths: Sequence[str | Path]) -> list[Path]:
+    """Expand folders of labeled clips into clip folders.
+
+    A path with ``labels/`` is a clip; otherwise its sorted subfolders that have ``labels/``
+    are (e.g. the output folder of ``cohesiv synth``).
+
+    Raises:
+        InputError: a path is neither a labeled clip nor a folder holding some.
+    """
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir() and not (p / "labels").is_dir():
+            subs = sorted(c for c in p.iterdir() if c.is_dir() and (c / "labels").is_dir())
+            if subs:
+                out.extend(subs)
+                continue
+        out.append(p)  # checked by open_labeled_clip
+    return out
+
+
 def iter_scored_frames(
     clips: Sequence[str | Path], *, progress: bool = True, desc: str = "eval"
 ) -> Iterator[ScoredFrame]:
     """Yield every labeled frame of every clip, in order.
 
     Args:
-        clips: labeled clip folders.
+        clips: labeled clip folders, or folders of them (see :func:`expand_clips`).
         progress: show a tqdm bar (stderr) over the labeled frames.
         desc: label of the progress bar.
 
     Raises:
         InputError: a clip folder is malformed, or a label does not fit its frame.
     """
-    opened = [open_labeled_clip(c) for c in clips]
+    opened = [open_labeled_clip(c) for c in expand_clips(clips)]
     total = sum(len(c.labels) for c in opened)
     with tqdm(total=total, desc=desc, disable=None if progress else True, leave=False) as bar:
         for clip in opened:

@@ -141,3 +141,11 @@ def test_eval_run_with_a_real_untrained_model(make_clip, tmp_path):
     assert m["n_images"] == 2 and m["n_hands"] == 2
     for task in ("All", "Pair", "Hand"):
         assert 0.0 <= m[task]["mIoU"] <= 100.0
+
+
+def test_offsets_option_is_symmetric(make_clip, tmp_path, scene_flow_source):
+    out = tmp_path / "m.json"
+    argv = ["eval", "--baseline", "responsibility", "--data", str(make_clip()), "--threshold", "0.5"]
+    assert main([*argv, "--offsets", "1,2", "--out", str(out), "--quiet"]) == 0
+    assert json.loads(out.read_text())["config"]["offsets"] == [-2, -1, 1, 2]
+    assert main([*argv, "--offsets", "0,1", "--out", str(out)]) == 2

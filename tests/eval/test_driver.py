@@ -104,3 +104,22 @@ def test_bad_clip_folders(tmp_path, make_clip):
     (clip2 / "labels" / "000099.png").write_bytes((clip2 / "labels" / "000002.png").read_bytes())
     with pytest.raises(InputError, match="label for frame 99 but the clip has 6 frames"):
         open_labeled_clip(clip2)
+
+
+def test_folder_of_clips_expands(tmp_path):
+    from eval_scene import write_clip
+
+    write_clip(tmp_path / "set" / "b", labeled=(1,))
+    write_clip(tmp_path / "set" / "a", labeled=(2, 3))
+    (tmp_path / "set" / "notes").mkdir()
+    seen = []
+
+    def predict(image, hands, context):
+        seen.append((context.clip.path.name, context.t))
+        return perfect(image, hands, context)
+
+    m = evaluate_clips([tmp_path / "set"], predict, progress=False)
+    assert seen == [("a", 2), ("a", 3), ("b", 1)]
+    assert m["n_images"] == 3
+    with pytest.raises(InputError, match="no labels/ folder"):
+        evaluate_clips([tmp_path / "set" / "notes"], predict, progress=False)
