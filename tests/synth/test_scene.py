@@ -58,7 +58,7 @@ def test_gt_flow_removes_photometric_error(clips):
             shifted += _photometric(*args, c.flows[t] + np.array([0.7, 0.0], np.float32)[:, None, None])
     before, after = tot[0] / tot[2], tot[1] / tot[2]
     assert before > 2.0  # things do move
-    assert after < 0.25 * before
+    assert after < 0.2 * before
     assert after < 1.5  # gray levels out of 255
     # a flow wrong by 0.7 px leaves much more error: the check is sensitive
     assert shifted[1] / shifted[2] > 2 * after
