@@ -104,33 +104,50 @@ def configs(camera: str, gt: MemoFlow, dis: MemoFlow) -> list[Config]:
 
 
 def synth(out: Path, n: int, frames: int, size: str, seed: int, camera: str, every: int) -> list[Path]:
-    """Generate (once) ``n`` clips; keep labels only every ``every`` frames, >= 3 frames from the ends.
+    """Generate (once) ``n`` clips in ``out/full``; return sparsely labeled views of them.
 
-    The other frames' labels move to ``labels_unscored/``: as in a sparsely annotated video, they
-    are motion context only (and every scored frame has all offsets ±1..±3).
+    ``out/sparse/<clip>`` links to the clip's frames and hands.json and to the labels of frames
+    3, 3 + every, ... (at least 3 from the ends, so every scored frame has offsets ±1..±3): as in a
+    sparsely annotated video, the other frames are motion context only. The exact flow still
+    comes from the full clip (``source`` link), which needs every label.
     """
+    full, sparse = out / "full", out / "sparse"
     if not (out / ".done").exists():
         from cohesiv.cli import main
 
-        args = ["synth", str(out), "--clips", str(n), "--frames", str(frames), "--size", size]
+        args = ["synth", str(full), "--clips", str(n), "--frames", str(frames), "--size", size]
         args += ["--seed", str(seed), "--camera", camera]
         print(f"$ cohesiv {' '.join(args)}", file=sys.stderr)
         rc = main(args)
         if rc:
             raise SystemExit(f"cohesiv synth failed ({rc})")
         keep = set(range(3, frames - 3, every))
-        for clip in out.iterdir():
+        for clip in sorted(full.iterdir()):
             if not (clip / "labels").is_dir():
                 continue
-            (clip / "labels_unscored").mkdir(exist_ok=True)
+            view = sparse / clip.name
+            (view / "labels").mkdir(parents=True, exist_ok=True)
+            for name in ("frames", "hands.json"):
+                (view / name).symlink_to(clip.resolve() / name)
+            (view / "source").symlink_to(clip.resolve())
             for p in sorted((clip / "labels").glob("*.png")):
-                if int(p.stem) not in keep:
-                    p.rename(clip / "labels_unscored" / p.name)
+                if int(p.stem) in keep:
+                    (view / "labels" / p.name).symlink_to(p.resolve())
         (out / ".done").write_text("ok\n")
-    clips = sorted(p for p in out.iterdir() if (p / "labels").is_dir())
+    clips = sorted(p for p in sparse.iterdir() if (p / "labels").is_dir())
     if len(clips) != n:
         raise SystemExit(f"{out}: expected {n} clips, found {len(clips)} (delete the folder to regenerate)")
     return clips
+
+
+class SparseExactFlow(ExactFlow):
+    """Exact flow of the full clip behind a sparse view."""
+
+    def __call__(self, context, s, src=None):
+        from cohesiv.synth import exact_flow
+
+        src = context.t if src is None else src
+        return np.asarray(exact_flow(context.clip.path / "source", src, s), np.float32)
 
 
 def fit_all(cfgs: list[Config], val: list[Path]) -> dict[str, tuple[float, float]]:
@@ -219,7 +236,7 @@ def main() -> int:
         test = synth(
             work / f"{camera}_{tag}_test{a.test}", a.test, a.frames, a.size, 2000, camera, a.label_every
         )
-        gt, dis = MemoFlow(ExactFlow()), MemoFlow(EstimatedFlow(FlowEstimator("dis"), name="dis"))
+        gt, dis = MemoFlow(SparseExactFlow()), MemoFlow(EstimatedFlow(FlowEstimator("dis"), name="dis"))
         cfgs = [c for c in configs(camera, gt, dis) if c.group in a.groups.split(",")]
         t0 = time.perf_counter()
         taus = fit_all(cfgs, val)
