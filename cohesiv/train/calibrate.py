@@ -1,0 +1,451 @@
+"""Calibration of a trained run: person/object prototypes and the read-out thresholds tau_h, tau_o, tau_r.
+
+* **Prototypes** (COHESIV section 3.2): the mean of L2-normalised embeddings Z sampled at
+  ``samples`` (500 in the paper) pixels drawn uniformly from all person pixels, and as many from all
+  object pixels, of pseudo-label samples (object = some hand responsibility above the run's
+  ``object_threshold``, minus person; only ``valid`` pixels).
+* **Thresholds**: grid search on labeled validation clips (``frames/``, ``labels/``, ``hands.json``;
+  only labeled frames) maximising the All (or Pair) mIoU of the read-out of
+  :func:`cohesiv.model.predictor.readout`:
+  ``hand_k = S_k > tau_r AND cos(Z, z_person) > tau_h``,
+  ``object_k = S_k > tau_r AND cos(Z, z_object) > tau_o AND NOT hand_k``.
+  Z and S are computed once per image; every threshold triple is scored at once from 3-D histograms
+  of the quantised maps (:func:`readout_counts`), so the search costs one pass over the pixels per image
+  plus ``O(G_h G_o G_r)``.
+
+The result goes to ``RUN/calibration.json`` (through :func:`cohesiv.model.io.write_calibration`):
+``{"prototypes": {"person", "object"}, "thresholds": {"tau_h", "tau_o", "tau_r"}, "val_metrics": ...,
+"objective", "grid", "samples", ...}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cohesiv.errors import CohesivError
+from cohesiv.train.data import PseudoLabelDataset
+
+#: Default threshold grids: cosine similarities for tau_h / tau_o, scores in [0, 1] for tau_r.
+GRID_H = tuple(np.round(np.arange(-0.5, 0.951, 0.05), 3).tolist())
+GRID_O = GRID_H
+GRID_R = tuple(np.round(np.arange(0.05, 0.951, 0.05), 3).tolist())
+OBJECTIVES = ("All", "Pair")
+
+
+# ------------------------------------------------------------------------------------------ prototypes
+
+
+def object_from_pseudolabel(
+    responsibility: np.ndarray, person: np.ndarray, threshold: float = 0.5
+) -> np.ndarray:
+    """Object mask of a pseudo-label: ``max_k R_k > threshold`` (hand channels) and not person.
+
+    Args:
+        responsibility: ``(N+1, H, W)``, channel 0 background.
+        person: ``(H, W)`` {0, 1}.
+        threshold: responsibility threshold.
+
+    Returns:
+        ``(H, W)`` bool.
+    """
+    if responsibility.shape[0] < 2:
+        return np.zeros(person.shape, bool)
+    return (responsibility[1:].max(0) > threshold) & (person == 0)
+
+
+def _masks(ds: PseudoLabelDataset, i: int, object_threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    s = ds.load(i)
+    valid = s.valid > 0
+    person = (s.person > 0) & valid
+    obj = object_from_pseudolabel(s.responsibility, s.person, object_threshold) & valid
+    return person, obj
+
+
+def sample_prototypes(
+    predictor: Any,
+    ds: PseudoLabelDataset,
+    *,
+    samples: int = 500,
+    object_threshold: float = 0.5,
+    seed: int = 0,
+    progress: bool = True,
+) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """Mean L2-normalised embedding of ``samples`` random person pixels and ``samples`` object pixels.
+
+    Pixels are drawn uniformly without replacement from all person (object) pixels of all samples
+    (all of them when there are fewer); the network runs only on the images that hold a drawn pixel.
+
+    Args:
+        predictor: a :class:`cohesiv.model.Predictor` (its ``features(image)`` gives Z ``(F, H, W)``).
+        ds: pseudo-label samples.
+        samples: pixels per class (500 in the paper).
+        object_threshold: see :func:`object_from_pseudolabel`.
+        seed: seeds the draw.
+        progress: tqdm bars on stderr.
+
+    Returns:
+        ``({"person": (F,), "object": (F,)} float32 unit vectors, {"person": n, "object": n} pixels used)``.
+
+    Raises:
+        CohesivError: the samples hold no person or no object pixel.
+    """
+    from tqdm import tqdm
+
+    counts = np.zeros((len(ds), 2), np.int64)
+    for i in tqdm(range(len(ds)), desc="count mask pixels", disable=None if progress else True, leave=False):
+        p, o = _masks(ds, i, object_threshold)
+        counts[i] = p.sum(), o.sum()
+    rng = np.random.default_rng([seed, 0x9807])
+    picks: dict[int, list[np.ndarray]] = {}  # image -> [person pixel ranks, object pixel ranks]
+    used = {}
+    for c, name in enumerate(("person", "object")):
+        total = int(counts[:, c].sum())
+        if total == 0:
+            raise CohesivError(f"{', '.join(map(str, ds.roots))}: the pseudo-labels hold no {name} pixel")
+        n = min(samples, total)
+        used[name] = n
+        flat = np.sort(rng.choice(total, size=n, replace=False))
+        starts = np.concatenate([[0], np.cumsum(counts[:, c])])
+        img = np.searchsorted(starts, flat, side="right") - 1
+        for i in np.unique(img):
+            picks.setdefault(int(i), [np.zeros(0, np.int64), np.zeros(0, np.int64)])[c] = flat[img == i] - starts[i]
+    sums = {}
+    for i in tqdm(sorted(picks), desc="prototypes", disable=None if progress else True, leave=False):
+        masks = _masks(ds, i, object_threshold)
+        z = predictor.features(ds.load(i).image)  # (F, H, W)
+        z = z / np.maximum(np.linalg.norm(z, axis=0, keepdims=True), 1e-12)
+        for c, name in enumerate(("person", "object")):
+            ranks = picks[i][c]
+            if len(ranks):
+                ys, xs = np.nonzero(masks[c])  # row-major order: the ranks index into it
+                sums[name] = sums.get(name, 0.0) + z[:, ys[ranks], xs[ranks]].sum(1)
+    protos = {}
+    for name in ("person", "object"):
+        m = np.asarray(sums[name], np.float64) / used[name]
+        protos[name] = (m / max(np.linalg.norm(m), 1e-12)).astype(np.float32)
+    return protos, used
+
+
+# ------------------------------------------------------------------------------------------ thresholds
+
+
+def _tails(idx: tuple[np.ndarray, np.ndarray, np.ndarray], sel: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+    """``T[i, j, l] = #(ia >= i, ib >= j, ic >= l)`` over the selected pixels, ``shape = (G_a+1, G_b+1, G_c+1)``."""
+    ia, ib, ic = idx
+    flat = (ia[sel] * shape[1] + ib[sel]) * shape[2] + ic[sel]
+    h = np.bincount(flat, minlength=shape[0] * shape[1] * shape[2]).reshape(shape)
+    for ax in range(3):
+        h = np.flip(np.cumsum(np.flip(h, ax), ax), ax)
+    return h
+
+
+def readout_counts(
+    a: np.ndarray,
+    b: np.ndarray,
+    c: np.ndarray,
+    gt: dict[str, np.ndarray],
+    grid_a: Sequence[float],
+    grid_b: Sequence[float],
+    grid_c: Sequence[float],
+) -> dict[str, np.ndarray]:
+    """Count ``(tp, fp, fn)`` of the read-out masks for every threshold triple at once.
+
+    With ``a`` the person similarity, ``b`` the object similarity and ``c`` the score, and
+    thresholds ``(t_a, t_b, t_c) = (grid_a[i], grid_b[j], grid_c[l])``, the masks are those of
+    :func:`cohesiv.model.predictor.readout`:
+
+    * "hand": ``c > t_c AND a > t_a``;
+    * "object": ``c > t_c AND b > t_b AND NOT a > t_a``;
+    * "union" (hand OR object; Pair per hand with ``c = S_k``, All per image with ``c = max_k S_k``):
+      ``c > t_c AND (a > t_a OR b > t_b)``.
+
+    Each pixel is quantised once (the number of thresholds below it per grid); a 3-D histogram and its
+    tail sums ``T[i, j, l] = #(a > grid_a[i-1], b > grid_b[j-1], c > grid_c[l-1])`` give every count
+    by inclusion-exclusion.
+
+    Args:
+        a, b, c: per-pixel values, equal shapes (e.g. ``(H, W)``).
+        gt: ground truth per mask kind to count, e.g. ``{"union": (H, W) bool}``; keys among
+            "hand", "object", "union".
+        grid_a, grid_b, grid_c: strictly increasing thresholds.
+
+    Returns:
+        For each key of ``gt``: ``(G_a, G_b, G_c, 3)`` int64 ``(tp, fp, fn)``.
+    """
+    ga, gb, gc = (np.asarray(g, np.float64) for g in (grid_a, grid_b, grid_c))
+    if any(len(g) == 0 or np.any(np.diff(g) <= 0) for g in (ga, gb, gc)):
+        raise ValueError("threshold grids must be non-empty and strictly increasing")
+    shape = (len(ga) + 1, len(gb) + 1, len(gc) + 1)
+    # number of thresholds strictly below each value: value > grid[i]  <=>  idx >= i + 1
+    idx = tuple(
+        np.searchsorted(g, np.asarray(v, np.float64).ravel(), side="left") for g, v in ((ga, a), (gb, b), (gc, c))
+    )
+    out = {}
+    for kind, mask in gt.items():
+        g = np.asarray(mask, bool).ravel()
+        counts = []
+        for sel in (g, ~g):
+            t = _tails(idx, sel, shape)
+            t_ac = t[1:, :1, 1:]  # #(a > t_a, c > t_c), broadcast over j
+            t_bc = t[:1, 1:, 1:]  # #(b > t_b, c > t_c), broadcast over i
+            t_abc = t[1:, 1:, 1:]
+            if kind == "hand":
+                n = np.broadcast_to(t_ac, t_abc.shape)
+            elif kind == "object":
+                n = t_bc - t_abc
+            elif kind == "union":
+                n = t_ac + t_bc - t_abc
+            else:
+                raise ValueError(f"unknown mask kind {kind!r}")
+            counts.append(n)
+        tp, fp = counts
+        out[kind] = np.stack([tp, fp, int(g.sum()) - tp], -1).astype(np.int64)
+    return out
+
+
+def union_counts(
+    a: np.ndarray,
+    b: np.ndarray,
+    c: np.ndarray,
+    gt: np.ndarray,
+    grid_a: Sequence[float],
+    grid_b: Sequence[float],
+    grid_c: Sequence[float],
+) -> np.ndarray:
+    """``(tp, fp, fn)`` of ``c > t_c AND (a > t_a OR b > t_b)`` for every threshold triple (see :func:`readout_counts`)."""
+    return readout_counts(a, b, c, {"union": gt}, grid_a, grid_b, grid_c)["union"]
+
+
+def iou_of_counts(counts: np.ndarray) -> np.ndarray:
+    """Per-entry IoU ``tp / (tp + fp + fn)`` of ``(..., 3)`` counts; 1 where prediction and truth are both empty."""
+    tp, fp, fn = (counts[..., i].astype(np.float64) for i in range(3))
+    den = tp + fp + fn
+    return np.where(den > 0, tp / np.maximum(den, 1), 1.0)
+
+
+@dataclass
+class ValFrame:
+    """The network's maps on one labeled validation frame (at the frame's size).
+
+    Attributes:
+        label: ``(H, W)`` EgoHOS labels (6-8 as background).
+        scores: ``(K, H, W)`` S_k in [0, 1].
+        person_sim: ``(H, W)`` cosine similarity to the person prototype.
+        object_sim: ``(H, W)`` cosine similarity to the object prototype.
+        sides: K sides as given by ``hands.json`` (None: resolved from the label by the metrics).
+        queries: K query points ``(x, y)``.
+    """
+
+    label: np.ndarray
+    scores: np.ndarray
+    person_sim: np.ndarray
+    object_sim: np.ndarray
+    sides: list[str | None]
+    queries: list[tuple[float, float]]
+
+
+def collect_val_frames(predictor: Any, clips: Sequence[str | Path], *, progress: bool = True) -> list[ValFrame]:
+    """Run the predictor once on every labeled frame of ``clips`` and keep its maps.
+
+    Args:
+        predictor: a :class:`cohesiv.model.Predictor` with prototypes.
+        clips: labeled clip folders.
+        progress: tqdm bar on stderr.
+
+    Returns:
+        One :class:`ValFrame` per labeled frame.
+    """
+    from cohesiv.eval.driver import iter_scored_frames
+
+    out = []
+    for fr in iter_scored_frames(clips, progress=progress, desc="calibrate"):
+        queries = [tuple(map(float, h.query)) for h in fr.hands]
+        pred = predictor.predict(fr.image, queries, [h.side for h in fr.hands])
+        out.append(
+            ValFrame(
+                label=fr.label,
+                scores=pred.scores.astype(np.float32),
+                person_sim=pred.person_sim.astype(np.float32),
+                object_sim=pred.object_sim.astype(np.float32),
+                sides=[h.side for h in fr.hands],
+                queries=queries,
+            )
+        )
+    return out
+
+
+def miou_grids(
+    frames: Sequence[ValFrame],
+    grid_h: Sequence[float] = GRID_H,
+    grid_o: Sequence[float] = GRID_O,
+    grid_r: Sequence[float] = GRID_R,
+) -> dict[str, np.ndarray]:
+    """Mean IoU (percent) of the All, Pair, Hand and Obj tasks for every threshold triple.
+
+    Instances as in :func:`cohesiv.eval.summarize`: All one per image, Pair and Hand one per queried
+    hand, Obj one per queried hand that holds an object in the label.
+
+    Args:
+        frames: validation maps (:func:`collect_val_frames`).
+        grid_h, grid_o, grid_r: threshold grids of tau_h, tau_o, tau_r (strictly increasing).
+
+    Returns:
+        ``{"All", "Pair", "Hand", "Obj"}`` -> ``(G_h, G_o, G_r)`` float64 mIoU in percent (NaN for a
+        task without instances).
+    """
+    from cohesiv.eval.metrics import all_gt, hand_object_gt, resolve_side
+
+    shape = (len(grid_h), len(grid_o), len(grid_r))
+    acc = {t: np.zeros(shape) for t in ("All", "Pair", "Hand", "Obj")}
+    n = dict.fromkeys(acc, 0)
+    grids = (grid_h, grid_o, grid_r)
+    for f in frames:
+        k = len(f.scores)
+        c = f.scores.max(0) if k else np.zeros_like(f.person_sim)
+        counts = readout_counts(f.person_sim, f.object_sim, c, {"union": all_gt(f.label)}, *grids)
+        acc["All"] += iou_of_counts(counts["union"])
+        n["All"] += 1
+        for i in range(k):
+            hand, obj = hand_object_gt(f.label, resolve_side(f.label, f.sides[i], f.queries[i]))
+            gts = {"union": hand | obj, "hand": hand}
+            if obj.any():
+                gts["object"] = obj
+            counts = readout_counts(f.person_sim, f.object_sim, f.scores[i], gts, *grids)
+            for task, kind in (("Pair", "union"), ("Hand", "hand"), ("Obj", "object")):
+                if kind in counts:
+                    acc[task] += iou_of_counts(counts[kind])
+                    n[task] += 1
+    return {t: 100.0 * acc[t] / n[t] if n[t] else np.full(shape, np.nan) for t in acc}
+
+
+def miou_grid(
+    frames: Sequence[ValFrame],
+    objective: str = "All",
+    grid_h: Sequence[float] = GRID_H,
+    grid_o: Sequence[float] = GRID_O,
+    grid_r: Sequence[float] = GRID_R,
+) -> np.ndarray:
+    """Mean IoU (percent) of one task (``objective``: All, Pair, Hand or Obj) for every threshold triple."""
+    if objective not in ("All", "Pair", "Hand", "Obj"):
+        raise CohesivError(f"unknown objective {objective!r}; choose from {', '.join(OBJECTIVES)}")
+    return miou_grids(frames, grid_h, grid_o, grid_r)[objective]
+
+
+def frame_metrics(frames: Sequence[ValFrame], thresholds: dict[str, float]) -> dict:
+    """Hand/Obj/Pair/All metrics of the read-out at ``thresholds`` (:func:`cohesiv.eval.summarize`)."""
+    import torch
+
+    from cohesiv.eval.metrics import HOSMeter
+    from cohesiv.model.predictor import readout
+
+    meter = HOSMeter()
+    for f in frames:
+        hand, obj = readout(
+            torch.from_numpy(f.scores),
+            torch.from_numpy(f.person_sim),
+            torch.from_numpy(f.object_sim),
+            thresholds,
+            "calibrated",
+        )
+        meter.add(f.label, f.sides, f.queries, hand.numpy(), obj.numpy())
+    return meter.result()
+
+
+def search_thresholds(
+    frames: Sequence[ValFrame],
+    objective: str = "All",
+    grid_h: Sequence[float] = GRID_H,
+    grid_o: Sequence[float] = GRID_O,
+    grid_r: Sequence[float] = GRID_R,
+) -> tuple[dict[str, float], float]:
+    """Return the thresholds ``{"tau_h", "tau_o", "tau_r"}`` of the best mIoU on ``objective``, and that mIoU.
+
+    Triples within 1e-6 of the best objective are ranked by the mean mIoU of the four tasks (so that
+    thresholds the objective does not constrain, such as tau_h for Pair, still separate hand from
+    object); remaining ties go to the first triple in grid order.
+
+    Raises:
+        CohesivError: unknown objective, or no instance of it.
+    """
+    if objective not in OBJECTIVES:
+        raise CohesivError(f"unknown objective {objective!r}; choose from {', '.join(OBJECTIVES)}")
+    grids = miou_grids(frames, grid_h, grid_o, grid_r)
+    main = grids[objective]
+    if np.isnan(main).all():
+        raise CohesivError(f"no {objective} instance to calibrate on (labeled frames without hands?)")
+    best = np.nanmax(main)
+    secondary = np.nanmean(np.stack([grids[t] for t in grids if not np.isnan(grids[t]).all()]), 0)
+    score = np.where(main >= best - 1e-6, secondary, -np.inf)
+    i, j, l = np.unravel_index(int(np.argmax(score)), score.shape)
+    th = {"tau_h": float(grid_h[i]), "tau_o": float(grid_o[j]), "tau_r": float(grid_r[l])}
+    return th, float(main[i, j, l])
+
+
+# ------------------------------------------------------------------------------------------ the run
+
+
+def calibrate_run(
+    run: str | Path,
+    val_clips: Sequence[str | Path],
+    *,
+    data: Sequence[str | Path] | None = None,
+    samples: int = 500,
+    objective: str = "All",
+    size: int | None = None,
+    device: str | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Compute the prototypes and thresholds of a run and write ``RUN/calibration.json``.
+
+    Args:
+        run: the run folder (trained by ``cohesiv train``).
+        val_clips: labeled validation clip folders.
+        data: pseudo-label datasets for the prototypes (default: the run's training datasets).
+        samples: pixels per class for the prototypes (500 as in the paper).
+        objective: "All" or "Pair" mIoU to maximise.
+        size: longer image side fed to the network (default: the run's training size).
+        device: torch device (default CPU).
+        seed: seeds the pixel draw.
+        progress: progress bars on stderr.
+
+    Returns:
+        The calibration document written.
+    """
+    from cohesiv.model import Predictor
+    from cohesiv.model.io import load_run_model, write_calibration
+    from cohesiv.train.loop import read_run_config
+
+    run = Path(run)
+    cfg = read_run_config(run)
+    if not val_clips:
+        raise CohesivError("no validation clips given (--val)")
+    datasets = [str(p) for p in (data or cfg.data)]
+    ds = PseudoLabelDataset(datasets)
+    model, _ = load_run_model(run, device=device)
+    size = size or cfg.size
+    base = Predictor(model, size=size, device=device)
+    protos, used = sample_prototypes(
+        base, ds, samples=samples, object_threshold=cfg.object_threshold, seed=seed, progress=progress
+    )
+    predictor = Predictor(model, prototypes=protos, size=size, device=device)
+    frames = collect_val_frames(predictor, val_clips, progress=progress)
+    thresholds, best = search_thresholds(frames, objective)
+    metrics = frame_metrics(frames, thresholds)
+    doc = {
+        "objective": objective,
+        "objective_mIoU": best,
+        "val_metrics": metrics,
+        "val_clips": [str(c) for c in val_clips],
+        "prototype_data": datasets,
+        "samples": used,
+        "size": size,
+        "grid": {"tau_h": list(GRID_H), "tau_o": list(GRID_O), "tau_r": list(GRID_R)},
+    }
+    write_calibration(run, protos, thresholds, **doc)
+    return dict(doc, prototypes={k: v.tolist() for k, v in protos.items()}, thresholds=thresholds)

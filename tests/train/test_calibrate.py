@@ -1,0 +1,154 @@
+import json
+
+import numpy as np
+import pytest
+from train_fixtures import HAND_RGB, OBJECT_RGB, write_dataset, write_labeled_clip
+
+from cohesiv.errors import CohesivError
+from cohesiv.io.labels import LEFT_HAND, LEFT_OBJECT, RIGHT_HAND
+from cohesiv.train.calibrate import (
+    ValFrame,
+    frame_metrics,
+    iou_of_counts,
+    miou_grid,
+    readout_counts,
+    sample_prototypes,
+    search_thresholds,
+    union_counts,
+)
+from cohesiv.train.data import PseudoLabelDataset
+
+
+def test_union_counts_matches_brute_force():
+    rng = np.random.default_rng(0)
+    a, b, c = rng.uniform(-1, 1, (3, 12, 10))
+    c = (c + 1) / 2
+    gt = rng.random((12, 10)) < 0.4
+    ga, gb, gc = [-0.5, 0.0, 0.3], [-0.2, 0.4], [0.1, 0.5, 0.7, 0.9]
+    got = union_counts(a, b, c, gt, ga, gb, gc)
+    assert got.shape == (3, 2, 4, 3)
+    for i, ta in enumerate(ga):
+        for j, tb in enumerate(gb):
+            for l, tc in enumerate(gc):
+                pred = (c > tc) & ((a > ta) | (b > tb))
+                want = [(pred & gt).sum(), (pred & ~gt).sum(), (~pred & gt).sum()]
+                assert got[i, j, l].tolist() == want
+
+
+def test_hand_and_object_counts_match_brute_force():
+    rng = np.random.default_rng(1)
+    a, b, c = rng.uniform(-1, 1, (3, 9, 11))
+    gh, go = rng.random((2, 9, 11)) < 0.3
+    ga, gb, gc = [-0.3, 0.2], [-0.5, 0.1, 0.6], [-0.1, 0.4]
+    got = readout_counts(a, b, c, {"hand": gh, "object": go}, ga, gb, gc)
+    for i, ta in enumerate(ga):
+        for j, tb in enumerate(gb):
+            for l, tc in enumerate(gc):
+                hand = (c > tc) & (a > ta)
+                obj = (c > tc) & (b > tb) & ~hand
+                for pred, gt, kind in ((hand, gh, "hand"), (obj, go, "object")):
+                    want = [(pred & gt).sum(), (pred & ~gt).sum(), (~pred & gt).sum()]
+                    assert got[kind][i, j, l].tolist() == want
+
+
+def test_union_counts_at_threshold_equal_to_value_is_strict():
+    a = np.array([[0.5]])
+    got = union_counts(a, a - 10, np.ones((1, 1)), np.ones((1, 1), bool), [0.4, 0.5], [0.0], [0.5])
+    assert got[0, 0, 0].tolist() == [1, 0, 0]
+    assert got[1, 0, 0].tolist() == [0, 0, 1]  # 0.5 > 0.5 is false
+    with pytest.raises(ValueError, match="increasing"):
+        union_counts(a, a, a, a > 0, [0.5, 0.4], [0.0], [0.5])
+
+
+def test_iou_of_counts_empty_is_perfect():
+    assert iou_of_counts(np.array([[0, 0, 0], [1, 1, 2], [0, 3, 0]])).tolist() == [1.0, 0.25, 0.0]
+
+
+def _frame(seed=0, size=24, noise=0.0):
+    """A frame with a left hand (left half of a square) holding an object, maps that separate them."""
+    rng = np.random.default_rng(seed)
+    label = np.zeros((size, size), np.uint8)
+    label[6:14, 4:10] = LEFT_HAND
+    label[6:14, 10:16] = LEFT_OBJECT
+    label[18:22, 18:22] = RIGHT_HAND  # an unqueried hand elsewhere (counts in All)
+    person = np.where(label == LEFT_HAND, 0.8, -0.2) + noise * rng.normal(size=label.shape)
+    obj = np.where(label == LEFT_OBJECT, 0.6, -0.3) + noise * rng.normal(size=label.shape)
+    s = np.where((label == LEFT_HAND) | (label == LEFT_OBJECT), 0.9, 0.1)[None]
+    s = np.clip(s + noise * rng.normal(size=s.shape), 0, 1)
+    return ValFrame(label, s.astype(np.float32), person.astype(np.float32), obj.astype(np.float32), ["left"], [(6.0, 9.0)])
+
+
+def test_search_recovers_separating_thresholds():
+    frames = [_frame()]
+    th, best = search_thresholds(frames, "Pair")
+    assert best == pytest.approx(100.0)
+    # Pair alone does not constrain tau_h: the tie-break by the other tasks does (tau_o only needs
+    # to keep the object, as the read-out's object excludes the hand and S covers only the pair)
+    assert -0.2 <= th["tau_h"] < 0.8 and th["tau_o"] < 0.6 and 0.1 <= th["tau_r"] < 0.9
+    m = frame_metrics(frames, th)
+    assert m["Pair"]["mIoU"] == pytest.approx(100.0) and m["Hand"]["mIoU"] == pytest.approx(100.0)
+    assert m["Obj"]["mIoU"] == pytest.approx(100.0)
+    # All also counts the unqueried right hand, which no query predicts: IoU = 96 / 112
+    th_all, best_all = search_thresholds(frames, "All")
+    assert best_all == pytest.approx(100.0 * 96 / 112)
+
+
+@pytest.mark.parametrize("objective", ["All", "Pair", "Hand", "Obj"])
+def test_grid_matches_the_eval_metrics_at_every_tested_point(objective):
+    frames = [_frame(s, noise=0.3) for s in range(3)]
+    gh, go, gr = [-0.2, 0.2, 0.5], [0.0, 0.3], [0.3, 0.6]
+    grid = miou_grid(frames, objective, gh, go, gr)
+    for i, th_h in enumerate(gh):
+        for j, th_o in enumerate(go):
+            for l, th_r in enumerate(gr):
+                m = frame_metrics(frames, {"tau_h": th_h, "tau_o": th_o, "tau_r": th_r})
+                assert grid[i, j, l] == pytest.approx(m[objective]["mIoU"], abs=1e-9)
+
+
+def test_unknown_objective():
+    with pytest.raises(CohesivError, match="objective"):
+        search_thresholds([_frame()], "Hand")
+    with pytest.raises(CohesivError, match="objective"):
+        miou_grid([_frame()], "Both")
+
+
+class _ColourFeatures:
+    """Z = one-hot of the pixel colour class (hand, object, other): the prototypes are known exactly."""
+
+    def features(self, image):
+        hand = np.all(image == HAND_RGB, -1)
+        obj = np.all(image == OBJECT_RGB, -1)
+        z = np.stack([hand, obj, ~(hand | obj), np.zeros_like(hand)]).astype(np.float32)
+        return 3.0 * z  # not unit length: the prototypes normalise
+
+
+def test_prototypes_are_the_mean_embedding_of_the_masks(tmp_path):
+    ds = PseudoLabelDataset([write_dataset(tmp_path / "d", n=5, size=48)])
+    protos, used = sample_prototypes(_ColourFeatures(), ds, samples=50, progress=False)
+    np.testing.assert_allclose(protos["person"], [1, 0, 0, 0], atol=1e-6)
+    np.testing.assert_allclose(protos["object"], [0, 1, 0, 0], atol=1e-6)
+    assert used == {"person": 50, "object": 50}
+    # fewer pixels than asked: all of them
+    _, used = sample_prototypes(_ColourFeatures(), ds, samples=10**6, progress=False)
+    assert 0 < used["person"] < 10**6
+
+
+def test_calibrate_command_end_to_end(tmp_path):
+    from cohesiv.cli import main
+    from cohesiv.model import ModelConfig, Predictor
+    from cohesiv.train import make_config, train
+
+    ds = write_dataset(tmp_path / "ds", n=4, size=64)
+    clip = write_labeled_clip(tmp_path / "clip", n=2, size=64)
+    cfg = make_config(data=[ds], out=tmp_path / "run", size=32, batch=2, steps=1, model=ModelConfig(embed_dim=8, head_dim=8))
+    train(cfg, progress=False)
+    rc = main(["calibrate", "--run", str(tmp_path / "run"), "--val", str(clip), "--samples", "40", "--no-progress"])
+    assert rc == 0
+    doc = json.loads((tmp_path / "run" / "calibration.json").read_text())
+    assert set(doc["thresholds"]) == {"tau_h", "tau_o", "tau_r"} and len(doc["prototypes"]["person"]) == 8
+    assert doc["val_metrics"]["n_images"] == 2 and doc["samples"] == {"person": 40, "object": 40}
+    assert doc["objective_mIoU"] == pytest.approx(doc["val_metrics"]["All"]["mIoU"])
+    pred = Predictor.from_run(tmp_path / "run")
+    assert pred.readout_mode == "calibrated"
+    # a missing validation clip is a one-line error
+    assert main(["calibrate", "--run", str(tmp_path / "run"), "--val", str(tmp_path / "nope")]) == 2
