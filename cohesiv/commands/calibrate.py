@@ -22,11 +22,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True, metavar="RUN", help="run folder written by 'cohesiv train'")
     p.add_argument("--val", nargs="+", required=True, metavar="CLIP", help="labeled validation clip folders")
     p.add_argument(
-        "--data", nargs="+", metavar="DATASET", help="pseudo-label datasets for the prototypes (default: the run's)"
+        "--data",
+        nargs="+",
+        metavar="DATASET",
+        help="pseudo-label datasets for the prototypes (default: the run's)",
     )
     p.add_argument("--samples", type=int, default=500, help="pixels per class for the prototypes")
     p.add_argument("--objective", choices=["All", "Pair"], default="All", help="mIoU to maximise")
-    p.add_argument("--size", type=int, help="longer image side fed to the network (default: the training size)")
+    p.add_argument(
+        "--size", type=int, help="longer image side fed to the network (default: the training size)"
+    )
     p.add_argument("--device", help="cpu, cuda, ... (default cpu)")
     p.add_argument("--seed", type=int, default=0, help="seed of the pixel draw")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -113,7 +113,9 @@ def sample_prototypes(
         starts = np.concatenate([[0], np.cumsum(counts[:, c])])
         img = np.searchsorted(starts, flat, side="right") - 1
         for i in np.unique(img):
-            picks.setdefault(int(i), [np.zeros(0, np.int64), np.zeros(0, np.int64)])[c] = flat[img == i] - starts[i]
+            picks.setdefault(int(i), [np.zeros(0, np.int64), np.zeros(0, np.int64)])[c] = (
+                flat[img == i] - starts[i]
+            )
     sums = {}
     for i in tqdm(sorted(picks), desc="prototypes", disable=None if progress else True, leave=False):
         masks = _masks(ds, i, object_threshold)
@@ -134,7 +136,9 @@ def sample_prototypes(
 # ------------------------------------------------------------------------------------------ thresholds
 
 
-def _tails(idx: tuple[np.ndarray, np.ndarray, np.ndarray], sel: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+def _tails(
+    idx: tuple[np.ndarray, np.ndarray, np.ndarray], sel: np.ndarray, shape: tuple[int, int, int]
+) -> np.ndarray:
     """``T[i, j, l] = #(ia >= i, ib >= j, ic >= l)`` over the selected pixels, ``shape = (G_a+1, G_b+1, G_c+1)``."""
     ia, ib, ic = idx
     flat = (ia[sel] * shape[1] + ib[sel]) * shape[2] + ic[sel]
@@ -169,10 +173,14 @@ def readout_counts(
     by inclusion-exclusion.
 
     Args:
-        a, b, c: per-pixel values, equal shapes (e.g. ``(H, W)``).
+        a: person similarity per pixel, e.g. ``(H, W)``.
+        b: object similarity, same shape.
+        c: score, same shape.
         gt: ground truth per mask kind to count, e.g. ``{"union": (H, W) bool}``; keys among
             "hand", "object", "union".
-        grid_a, grid_b, grid_c: strictly increasing thresholds.
+        grid_a: strictly increasing thresholds of ``a``.
+        grid_b: strictly increasing thresholds of ``b``.
+        grid_c: strictly increasing thresholds of ``c``.
 
     Returns:
         For each key of ``gt``: ``(G_a, G_b, G_c, 3)`` int64 ``(tp, fp, fn)``.
@@ -183,7 +191,8 @@ def readout_counts(
     shape = (len(ga) + 1, len(gb) + 1, len(gc) + 1)
     # number of thresholds strictly below each value: value > grid[i]  <=>  idx >= i + 1
     idx = tuple(
-        np.searchsorted(g, np.asarray(v, np.float64).ravel(), side="left") for g, v in ((ga, a), (gb, b), (gc, c))
+        np.searchsorted(g, np.asarray(v, np.float64).ravel(), side="left")
+        for g, v in ((ga, a), (gb, b), (gc, c))
     )
     out = {}
     for kind, mask in gt.items():
@@ -249,7 +258,9 @@ class ValFrame:
     queries: list[tuple[float, float]]
 
 
-def collect_val_frames(predictor: Any, clips: Sequence[str | Path], *, progress: bool = True) -> list[ValFrame]:
+def collect_val_frames(
+    predictor: Any, clips: Sequence[str | Path], *, progress: bool = True
+) -> list[ValFrame]:
     """Run the predictor once on every labeled frame of ``clips`` and keep its maps.
 
     Args:
@@ -292,7 +303,9 @@ def miou_grids(
 
     Args:
         frames: validation maps (:func:`collect_val_frames`).
-        grid_h, grid_o, grid_r: threshold grids of tau_h, tau_o, tau_r (strictly increasing).
+        grid_h: thresholds tau_h (strictly increasing).
+        grid_o: thresholds tau_o (strictly increasing).
+        grid_r: thresholds tau_r (strictly increasing).
 
     Returns:
         ``{"All", "Pair", "Hand", "Obj"}`` -> ``(G_h, G_o, G_r)`` float64 mIoU in percent (NaN for a
@@ -381,9 +394,9 @@ def search_thresholds(
     best = np.nanmax(main)
     secondary = np.nanmean(np.stack([grids[t] for t in grids if not np.isnan(grids[t]).all()]), 0)
     score = np.where(main >= best - 1e-6, secondary, -np.inf)
-    i, j, l = np.unravel_index(int(np.argmax(score)), score.shape)
-    th = {"tau_h": float(grid_h[i]), "tau_o": float(grid_o[j]), "tau_r": float(grid_r[l])}
-    return th, float(main[i, j, l])
+    i, j, r = np.unravel_index(int(np.argmax(score)), score.shape)
+    th = {"tau_h": float(grid_h[i]), "tau_o": float(grid_o[j]), "tau_r": float(grid_r[r])}
+    return th, float(main[i, j, r])
 
 
 # ------------------------------------------------------------------------------------------ the run

@@ -29,10 +29,10 @@ def test_union_counts_matches_brute_force():
     assert got.shape == (3, 2, 4, 3)
     for i, ta in enumerate(ga):
         for j, tb in enumerate(gb):
-            for l, tc in enumerate(gc):
+            for r, tc in enumerate(gc):
                 pred = (c > tc) & ((a > ta) | (b > tb))
                 want = [(pred & gt).sum(), (pred & ~gt).sum(), (~pred & gt).sum()]
-                assert got[i, j, l].tolist() == want
+                assert got[i, j, r].tolist() == want
 
 
 def test_hand_and_object_counts_match_brute_force():
@@ -43,12 +43,12 @@ def test_hand_and_object_counts_match_brute_force():
     got = readout_counts(a, b, c, {"hand": gh, "object": go}, ga, gb, gc)
     for i, ta in enumerate(ga):
         for j, tb in enumerate(gb):
-            for l, tc in enumerate(gc):
+            for r, tc in enumerate(gc):
                 hand = (c > tc) & (a > ta)
                 obj = (c > tc) & (b > tb) & ~hand
                 for pred, gt, kind in ((hand, gh, "hand"), (obj, go, "object")):
                     want = [(pred & gt).sum(), (pred & ~gt).sum(), (~pred & gt).sum()]
-                    assert got[kind][i, j, l].tolist() == want
+                    assert got[kind][i, j, r].tolist() == want
 
 
 def test_union_counts_at_threshold_equal_to_value_is_strict():
@@ -75,7 +75,9 @@ def _frame(seed=0, size=24, noise=0.0):
     obj = np.where(label == LEFT_OBJECT, 0.6, -0.3) + noise * rng.normal(size=label.shape)
     s = np.where((label == LEFT_HAND) | (label == LEFT_OBJECT), 0.9, 0.1)[None]
     s = np.clip(s + noise * rng.normal(size=s.shape), 0, 1)
-    return ValFrame(label, s.astype(np.float32), person.astype(np.float32), obj.astype(np.float32), ["left"], [(6.0, 9.0)])
+    return ValFrame(
+        label, s.astype(np.float32), person.astype(np.float32), obj.astype(np.float32), ["left"], [(6.0, 9.0)]
+    )
 
 
 def test_search_recovers_separating_thresholds():
@@ -100,9 +102,9 @@ def test_grid_matches_the_eval_metrics_at_every_tested_point(objective):
     grid = miou_grid(frames, objective, gh, go, gr)
     for i, th_h in enumerate(gh):
         for j, th_o in enumerate(go):
-            for l, th_r in enumerate(gr):
+            for r, th_r in enumerate(gr):
                 m = frame_metrics(frames, {"tau_h": th_h, "tau_o": th_o, "tau_r": th_r})
-                assert grid[i, j, l] == pytest.approx(m[objective]["mIoU"], abs=1e-9)
+                assert grid[i, j, r] == pytest.approx(m[objective]["mIoU"], abs=1e-9)
 
 
 def test_unknown_objective():
@@ -140,9 +142,13 @@ def test_calibrate_command_end_to_end(tmp_path):
 
     ds = write_dataset(tmp_path / "ds", n=4, size=64)
     clip = write_labeled_clip(tmp_path / "clip", n=2, size=64)
-    cfg = make_config(data=[ds], out=tmp_path / "run", size=32, batch=2, steps=1, model=ModelConfig(embed_dim=8, head_dim=8))
+    cfg = make_config(
+        data=[ds], out=tmp_path / "run", size=32, batch=2, steps=1, model=ModelConfig(embed_dim=8, head_dim=8)
+    )
     train(cfg, progress=False)
-    rc = main(["calibrate", "--run", str(tmp_path / "run"), "--val", str(clip), "--samples", "40", "--no-progress"])
+    rc = main(
+        ["calibrate", "--run", str(tmp_path / "run"), "--val", str(clip), "--samples", "40", "--no-progress"]
+    )
     assert rc == 0
     doc = json.loads((tmp_path / "run" / "calibration.json").read_text())
     assert set(doc["thresholds"]) == {"tau_h", "tau_o", "tau_r"} and len(doc["prototypes"]["person"]) == 8
