@@ -8,7 +8,9 @@ Schema (version 1)::
                                    "query": [x, y] | null}, ...]}}
 
 ``points`` are hand keypoints or mesh vertices in frame t (at least 4), in pixels with the
-origin at the centre of the top-left pixel. If only ``box`` is given, points are a grid inside
+origin at the centre of the top-left pixel. Degenerate (collinear) points are read as they are:
+the responsibility stage drops such a hand for that frame and counts it, so one bad detection
+in hours of video does not reject the whole file. If only ``box`` is given, points are a grid inside
 it. ``query`` defaults to the mean of ``points``. ``id`` is stable across frames. ``side`` is as
 seen in the (non-mirrored) image.
 """

@@ -51,13 +51,18 @@ def read_image(path: str | Path) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
 
 
-def write_image(path: str | Path, image: np.ndarray) -> None:
-    """Write ``(H, W, 3)`` uint8 RGB or ``(H, W)`` uint8 to ``path`` (format from suffix), atomically."""
+def write_image(path: str | Path, image: np.ndarray, *, compress_level: int = 6) -> None:
+    """Write ``(H, W, 3)`` uint8 RGB or ``(H, W)`` uint8 to ``path`` (format from suffix), atomically.
+
+    ``compress_level`` (PNG only, 0-9): 1 is 3-5x faster than the default 6 for slightly larger files.
+    """
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim not in (2, 3):
         raise ValueError(f"image must be (H, W) or (H, W, 3) uint8, got {image.shape} {image.dtype}")
     with atomic_path(path) as tmp:
-        Image.fromarray(image).save(tmp, format=_pil_format(Path(path)))
+        fmt = _pil_format(Path(path))
+        extra = {"compress_level": compress_level} if fmt == "PNG" else {}
+        Image.fromarray(image).save(tmp, format=fmt, **extra)
 
 
 def _pil_format(path: Path) -> str:
