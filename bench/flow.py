@@ -86,16 +86,39 @@ def resized(img: np.ndarray) -> np.ndarray:
     return cv2.resize(img, BENCH_SIZE, interpolation=cv2.INTER_AREA)
 
 
-def bench_estimator(name, est, mb, synth, reps) -> dict:
+def accuracy(name, est, mb, synth) -> dict:
     row = {"name": name, "mb": {}, "synth": None}
     for seq, a, b, gt in mb:
         row["mb"][seq] = epe(est(a, b), gt)
     if synth:
         row["synth"] = float(np.mean([epe(est(a, b), gt) for a, b, gt in synth]))
-    row["ms_native"] = float(np.mean([median_ms(lambda a=a, b=b: est(a, b), reps) for _, a, b, _ in mb]))
-    a, b = (resized(mb[0][1]), resized(mb[0][2])) if mb else (synth[0][0], synth[0][1])
-    row["ms_480"] = median_ms(lambda: est(a, b), reps)
     return row
+
+
+def interleaved_ms(fns: list, a: np.ndarray, b: np.ndarray, rounds: int) -> list[float]:
+    """Median ms per call of each fn(a, b), the fns called in turn each round (same load for all)."""
+    times = [[] for _ in fns]
+    for fn in fns:
+        fn(a, b)  # warm-up
+    for i in range(rounds):
+        order = list(range(len(fns)))
+        if i % 2:
+            order.reverse()
+        for k in order:
+            start = time.perf_counter()
+            fns[k](a, b)
+            times[k].append(time.perf_counter() - start)
+    return [1000 * statistics.median(t) for t in times]
+
+
+def timings(rows: list[dict], ests: list, mb, synth, reps: int) -> None:
+    """Fill ms_native (mean over Middlebury pairs of the median) and ms_480 for each row."""
+    native = [interleaved_ms(ests, a, b, reps) for _, a, b, _ in mb]
+    a, b = (resized(mb[0][1]), resized(mb[0][2])) if mb else synth[0][:2]
+    at480 = interleaved_ms(ests, a, b, 3 * reps)
+    for k, row in enumerate(rows):
+        row["ms_native"] = float(np.mean([t[k] for t in native])) if native else float("nan")
+        row["ms_480"] = at480[k]
 
 
 def overhead(
@@ -143,15 +166,27 @@ def write_moving_texture(path: Path, n: int, size=(320, 240)) -> None:
             out.mux(packet)
 
 
+# Linux keeps a process's peak RSS across fork+exec, so a child started from this (large) process
+# would report our peak. A tiny helper process starts the command and reports its child's peak.
+_HELPER = """
+import os, subprocess, sys, time
+start = time.perf_counter()
+proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+_, status, usage = os.wait4(proc.pid, 0)
+code = os.waitstatus_to_exitcode(status)
+if code:
+    sys.exit(proc.stderr.read().decode()[-500:])
+print(usage.ru_maxrss / 1024, time.perf_counter() - start)
+"""
+
+
 def peak_rss_mb(args: list[str]) -> tuple[float, float]:
-    """Run a child process; return (peak RSS in MB, wall seconds), via os.wait4."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} failed: {proc.stderr.read().decode()[-500:]}")
-    return usage.ru_maxrss / 1024, time.perf_counter() - start
+    """Run ``args`` as a grandchild; return (its peak RSS in MB, wall seconds)."""
+    res = subprocess.run([sys.executable, "-c", _HELPER, *args], capture_output=True, text=True)
+    if res.returncode:
+        raise RuntimeError(f"{' '.join(args)} failed: {res.stderr}")
+    rss, wall = (float(v) for v in res.stdout.split())
+    return rss, wall
 
 
 def main() -> int:
@@ -160,7 +195,7 @@ def main() -> int:
     p.add_argument(
         "--synth-frames", type=int, default=4, help="frames per synthetic clip (pairs = frames - 1)"
     )
-    p.add_argument("--reps", type=int, default=7, help="timing repetitions (median)")
+    p.add_argument("--reps", type=int, default=15, help="timing rounds per Middlebury pair (x3 at 480x360)")
     p.add_argument(
         "--raft-weights", help="local RAFT checkpoint: adds its EPE (else: timing only, random init)"
     )
@@ -195,13 +230,14 @@ def main() -> int:
         print("no data: nothing to measure")
         return 1
 
-    rows = []
-    for preset in DIS_PRESETS:
-        rows.append(bench_estimator(f"dis/{preset}", FlowEstimator(preset=preset), mb, synth, args.reps))
+    ests = [FlowEstimator(preset=preset) for preset in DIS_PRESETS]
+    rows = [accuracy(f"dis/{preset}", est, mb, synth) for preset, est in zip(DIS_PRESETS, ests)]
+    timings(rows, ests, mb, synth, args.reps)
     if not args.skip_raft:
         if args.raft_weights:
             est = FlowEstimator(method="raft", raft_weights=args.raft_weights, raft_model=args.raft_model)
-            rows.append(bench_estimator(f"raft/{args.raft_model}", est, mb, synth, 3))
+            rows.append(accuracy(f"raft/{args.raft_model}", est, mb, synth))
+            timings(rows[-1:], [est], mb, synth, 1)
         else:
             from torchvision.models.optical_flow import raft_large, raft_small
 
@@ -271,6 +307,8 @@ def main() -> int:
             "\nmemory: peak RSS of `python -m cohesiv flow CLIP --out DIR --backward` (colour images on), "
             "procedural 320x240 mp4 clips:"
         )
+        rss, _ = peak_rss_mb([sys.executable, "-c", "import cohesiv.flow, av, torch, torchvision.utils"])
+        print(f"  imports only (cohesiv.flow, av, torch, torchvision): peak RSS {rss:7.1f} MB")
         with tempfile.TemporaryDirectory(prefix="cohesiv-bench-flow-") as tmp:
             for n in (int(v) for v in args.memory_frames.split(",")):
                 clip = Path(tmp) / f"clip{n}.mp4"

@@ -116,12 +116,12 @@ def run(args: argparse.Namespace) -> int:
         raft_iters=args.raft_iters,
     )
     if not args.overwrite:
-        check_flow_config(out, est.config)
+        check_flow_config(out, est.config, reader.path)
     out.mkdir(parents=True, exist_ok=True)
     write_flow_config(
         out,
         est.config,
-        clip=str(reader.path),
+        clip=str(reader.path.resolve()),
         size=list(reader.size),
         n_frames=n,
         offsets=args.offsets,

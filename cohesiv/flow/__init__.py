@@ -5,7 +5,7 @@ Flow convention: ``(2, H, W)`` float32 in pixels (``(B, 2, H, W)`` batched), cha
 ``(x + dx, y + dy)`` in s, with the origin at the centre of the top-left pixel.
 """
 
-from cohesiv.flow.cache import CacheStats, FlowCache
+from cohesiv.flow.cache import CacheStats, FlowCache, StreamingFrames
 from cohesiv.flow.consistency import forward_backward_valid, warp_backward
 from cohesiv.flow.dis import DEFAULT_DIS_PRESET, DIS_PRESETS, DISFlow
 from cohesiv.flow.estimator import FLOW_METHODS, FlowConfig, FlowEstimator, estimate_flow, flow_to_color
@@ -31,6 +31,7 @@ __all__ = [
     "FlowConfig",
     "FlowEstimator",
     "RAFTFlow",
+    "StreamingFrames",
     "convert_raft_state_dict",
     "estimate_flow",
     "flow_to_color",

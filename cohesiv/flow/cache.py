@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ from cohesiv.flow.consistency import forward_backward_valid
 from cohesiv.flow.estimator import FlowEstimator
 from cohesiv.flow.store import check_flow_config, flow_file, write_flow_config
 from cohesiv.io.flo import read_flo, write_flo
+from cohesiv.io.frames import FrameReader
 
 #: Default number of flows kept in memory: a +-3 sliding window with backward flows needs
 #: 7 frames x 6 pairs = 42. At 480x360 a flow is 1.4 MB (64 flows: 88 MB).
@@ -79,6 +80,8 @@ class FlowCache:
         max_frames: frames kept in memory.
         cache_dir: optional folder in the ``cohesiv flow`` layout: flows found there are read
             instead of computed, computed flows are written there (atomically).
+        clip: the clip's path, recorded in (or checked against) ``cache_dir/flow.json``, so
+            that flows of another clip are never read.
 
     Example:
         >>> cache = FlowCache(FlowEstimator(), reader.frame)     # doctest: +SKIP
@@ -95,6 +98,7 @@ class FlowCache:
         max_flows: int = DEFAULT_MAX_FLOWS,
         max_frames: int = DEFAULT_MAX_FRAMES,
         cache_dir: str | Path | None = None,
+        clip: str | Path | None = None,
     ) -> None:
         if max_flows < 1 or max_frames < 2:
             raise ValueError(f"need max_flows >= 1 and max_frames >= 2, got {max_flows} and {max_frames}")
@@ -109,8 +113,9 @@ class FlowCache:
             config = getattr(estimator, "config", None)
             if config is None:
                 raise ValueError("cache_dir needs an estimator with a .config (a FlowEstimator)")
-            if not check_flow_config(self.cache_dir, config):
-                write_flow_config(self.cache_dir, config)
+            if not check_flow_config(self.cache_dir, config, clip):
+                extra = {} if clip is None else {"clip": str(Path(clip).resolve())}
+                write_flow_config(self.cache_dir, config, **extra)
 
     def frame(self, t: int) -> np.ndarray:
         """Frame ``t`` through the frame LRU."""
@@ -158,3 +163,52 @@ class FlowCache:
     def __len__(self) -> int:
         """Number of flows held in memory."""
         return len(self._flows)
+
+
+class StreamingFrames:
+    """``t -> frame t`` for a clip read in (mostly) increasing order, decoding each frame once.
+
+    ``FrameReader.frame(t)`` of a video decodes from the start every time; for a sliding window
+    (as :class:`FlowCache` asks) this keeps one decoder running forward and the last ``keep``
+    frames. Asking for a frame behind the kept window restarts the decoder (counted in
+    ``restarts``). Folder clips are read directly (random access is cheap there).
+
+    Args:
+        clip: a clip path or an open :class:`cohesiv.io.FrameReader`.
+        keep: how many of the most recent frames to keep (>= the window width, e.g. 7 for +-3).
+
+    Example:
+        >>> frames = StreamingFrames("clip.mp4")                      # doctest: +SKIP
+        >>> cache = FlowCache(FlowEstimator(), frames)               # doctest: +SKIP
+    """
+
+    def __init__(self, clip: str | Path | FrameReader, keep: int = 8) -> None:
+        self.reader = clip if isinstance(clip, FrameReader) else FrameReader(clip)
+        self.keep = max(int(keep), 1)
+        self.restarts = 0
+        self._iter: Iterator[np.ndarray] | None = None
+        self._next = 0
+        self._kept: OrderedDict[int, np.ndarray] = OrderedDict()
+
+    def __call__(self, t: int) -> np.ndarray:
+        """Frame ``t``, ``(H, W, 3)`` uint8 RGB; IndexError past the end of the clip."""
+        if t < 0:
+            raise IndexError(f"{self.reader.path}: frame {t} out of range")
+        if self.reader.is_folder:
+            return self.reader.frame(t)
+        if t in self._kept:
+            return self._kept[t]
+        if self._iter is None or t < self._next:
+            if self._iter is not None:
+                self.restarts += 1
+            self._iter, self._next = iter(self.reader), 0
+            self._kept.clear()
+        for img in self._iter:
+            i, self._next = self._next, self._next + 1
+            self._kept[i] = img
+            while len(self._kept) > self.keep:
+                self._kept.popitem(last=False)
+            if i == t:
+                return img
+        self._iter = None
+        raise IndexError(f"{self.reader.path}: frame {t} out of range (clip has {self._next} frames)")

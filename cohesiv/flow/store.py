@@ -46,34 +46,58 @@ def valid_file(out_dir: str | Path, t: int, s: int) -> Path:
     return Path(out_dir) / "valid" / pair_name(t, s) / f"{t:06d}.png"
 
 
-def read_flow_config(out_dir: str | Path) -> FlowConfig | None:
-    """Read ``DIR/flow.json`` (None when absent); raise InputError when unreadable."""
+def read_flow_json(out_dir: str | Path) -> tuple[FlowConfig, dict] | None:
+    """Read ``DIR/flow.json``: ``(config, whole JSON dict)``, None when absent.
+
+    Raises:
+        InputError: the file is unreadable or malformed.
+    """
     path = Path(out_dir) / CONFIG_NAME
     if not path.exists():
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         fields = {f: data["config"][f] for f in FlowConfig.__dataclass_fields__ if f in data["config"]}
-        return FlowConfig(**fields)
+        return FlowConfig(**fields), data
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise InputError(path, f"cannot read flow config ({e})") from None
 
 
+def read_flow_config(out_dir: str | Path) -> FlowConfig | None:
+    """Read the :class:`FlowConfig` of ``DIR/flow.json`` (None when absent)."""
+    found = read_flow_json(out_dir)
+    return None if found is None else found[0]
+
+
 def write_flow_config(out_dir: str | Path, config: FlowConfig, **extra) -> None:
     """Write ``DIR/flow.json`` with ``config`` and any extra JSON-serialisable facts, atomically."""
-    data = {"version": 1, "config": config.to_dict(), **extra}
+    from cohesiv import __version__
+
+    data = {"version": 1, "cohesiv": __version__, "config": config.to_dict(), **extra}
     atomic_write_text(Path(out_dir) / CONFIG_NAME, json.dumps(data, indent=2))
 
 
-def check_flow_config(out_dir: str | Path, config: FlowConfig) -> bool:
+def check_flow_config(out_dir: str | Path, config: FlowConfig, clip: str | Path | None = None) -> bool:
     """Return True when ``DIR`` holds flows made with ``config``, False when it holds none.
 
+    Args:
+        out_dir: the flow folder.
+        config: the flow settings about to be used.
+        clip: the clip about to be used; checked against the recorded clip when both are known.
+
     Raises:
-        InputError: ``DIR`` holds flows of another method/preset/model (mixing them would be wrong).
+        InputError: ``DIR`` holds flows of another method/preset/model or of another clip
+            (mixing them would be wrong).
     """
-    old = read_flow_config(out_dir)
-    if old is None:
+    found = read_flow_json(out_dir)
+    if found is None:
         return False
+    old, data = found
+    if clip is not None and data.get("clip") and Path(data["clip"]).resolve() != Path(clip).resolve():
+        raise InputError(
+            Path(out_dir) / CONFIG_NAME,
+            f"folder holds flows of clip {data['clip']}, not {clip}; use another output folder (or --overwrite)",
+        )
     if not old.same_flow(config):
         raise InputError(
             Path(out_dir) / CONFIG_NAME,

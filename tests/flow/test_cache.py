@@ -106,3 +106,41 @@ def test_valid_mask_with_a_real_estimator():
     assert ok[8:-8, 8:-12].mean() > 0.95  # pure translation: consistent away from the borders
     assert cache.stats.computed == 2
     assert abs(float(np.median(cache.get(0, 2)[0])) - 3.0) < 0.2
+
+
+def test_streaming_frames_decode_a_video_once_for_a_sliding_window(tmp_path):
+    import av
+
+    from cohesiv.flow import StreamingFrames
+    from cohesiv.io import FrameReader
+
+    path = tmp_path / "clip.mp4"
+    base = textured(64, 80, seed=6)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 80, 64, "yuv420p"
+        for t in range(10):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(translate(base, t, 0), format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    decoded = list(FrameReader(path))
+    frames = StreamingFrames(path, keep=7)
+    cache = FlowCache(FlowEstimator(preset="ultrafast"), frames)
+    for t in range(10):
+        for s in range(max(0, t - 3), min(10, t + 4)):
+            if s != t:
+                cache.get(t, s)
+        np.testing.assert_array_equal(frames(t), decoded[t])
+    assert frames.restarts == 0 and cache.stats.frame_reads == 10
+    np.testing.assert_array_equal(frames(0), decoded[0])  # behind the window: restart
+    assert frames.restarts == 1
+    with pytest.raises(IndexError, match="out of range"):
+        frames(10)
+
+
+def test_cache_dir_of_another_clip_is_refused(tmp_path):
+    FlowCache(CountingEstimator(), make_frame, cache_dir=tmp_path, clip=tmp_path / "a.mp4")
+    FlowCache(CountingEstimator(), make_frame, cache_dir=tmp_path, clip=tmp_path / "a.mp4")  # same: fine
+    with pytest.raises(InputError, match="flows of clip .*a.mp4, not .*b.mp4"):
+        FlowCache(CountingEstimator(), make_frame, cache_dir=tmp_path, clip=tmp_path / "b.mp4")
