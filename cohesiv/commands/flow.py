@@ -78,7 +78,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--beta", type=float, default=0.5, help="consistency check: absolute tolerance (px^2)"
     )
     parser.add_argument("--no-color", action="store_true", help="do not write colour images")
-    parser.add_argument("--overwrite", action="store_true", help="recompute files that exist")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="recompute every file of this run, even if it exists"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -84,7 +84,10 @@ def test_flow_to_color_matches_torchvision_and_handles_unknown():
 
 
 def test_cli_preset_choices_match_the_library():
+    from cohesiv.cli import build_parser
     from cohesiv.commands import flow as command
-    from cohesiv.flow.defaults import DEFAULT_DIS_PRESET, DIS_PRESET_NAMES
+    from cohesiv.flow.defaults import DEFAULT_DIS_PRESET, DEFAULT_RAFT_ITERS, DIS_PRESET_NAMES
 
     assert command.PRESETS == DIS_PRESET_NAMES and command.DEFAULT_PRESET == DEFAULT_DIS_PRESET
+    args = build_parser().parse_args(["flow", "clip.mp4", "--out", "o"])
+    assert args.raft_iters == DEFAULT_RAFT_ITERS and args.offsets == [1] and args.method == "dis"
