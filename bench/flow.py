@@ -259,7 +259,7 @@ def main() -> int:
     seqs = [s for s, *_ in mb]
     head = ["method"] + seqs + ["MB mean", "synth", "ms native", f"ms {BENCH_SIZE[0]}x{BENCH_SIZE[1]}"]
     print()
-    print(" | ".join(f"{h:>10}" if i else f"{h:<36}" for i, h in enumerate(head)))
+    print(" | ".join(f"{h:>10}" if i else f"{h:<46}" for i, h in enumerate(head)))
     for r in rows:
         mbv = [r["mb"].get(s, float("nan")) for s in seqs]
         mean = float(np.mean(mbv)) if r["mb"] else float("nan")
@@ -271,7 +271,7 @@ def main() -> int:
             f"{r['ms_native']:10.1f}",
             f"{r['ms_480']:10.1f}",
         ]
-        print(" | ".join([f"{r['name']:<36}"] + cells))
+        print(" | ".join([f"{r['name']:<46}"] + cells))
 
     # default preset: best accuracy (mean of the benchmarks' mean EPE) within the time budget
     dis_rows = [r for r in rows if r["name"].startswith("dis/")]

@@ -175,3 +175,13 @@ def test_convert_keeps_torchvision_layout_and_strips_module(small_state):
         {"module." + k: v for k, v in small_state.items()}, list(small_state)
     )
     assert layout == "torchvision" and state.keys() == small_state.keys()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_raft_runs_on_gpu_by_default(tmp_path, small_state):
+    est = FlowEstimator(method="raft", raft_weights=save(small_state, tmp_path / "w.pth"), raft_iters=2)
+    assert next(est._impl.net.parameters()).is_cuda
+    a, b = frames()
+    cpu = FlowEstimator(method="raft", raft_weights=tmp_path / "w.pth", raft_iters=2, device="cpu")
+    np.testing.assert_allclose(est(a, b), cpu(a, b), atol=1e-2)
