@@ -55,6 +55,7 @@ _PRINCETON_RULES: list[tuple[re.Pattern[str], str]] = [
         (r"^update_block\.mask\.2\.", "mask_predictor.conv."),
     ]
 ]
+_PRINCETON_KEY = re.compile(r"^(fnet|cnet|update_block\.(encoder|gru|mask))\.")
 _BLOCK_NORM = re.compile(r"^(\w+_encoder\.layer\d\.\d)\.convnormrelu(\d)\.1\.(\w+)$")
 
 
@@ -100,7 +101,7 @@ def convert_raft_state_dict(
             k = k[len("module.") :]
         stripped[k] = v
     targets = set(target_keys)
-    if all(k in targets for k in stripped):
+    if not any(_PRINCETON_KEY.match(k) for k in stripped):
         return stripped, "torchvision"
     out: dict[str, torch.Tensor] = {}
     for k, v in stripped.items():

@@ -141,10 +141,16 @@ def test_unmatched_keys_are_listed(tmp_path, small_state):
         load_raft(save(ckpt, tmp_path / "bad.pth"), "small")
 
 
-def test_wrong_model_size_gives_a_hint(tmp_path):
+def test_wrong_model_size_gives_a_hint(tmp_path, small_state):
     ckpt = to_princeton(raft_large(weights=None).state_dict(), "large")
-    with pytest.raises(InputError, match="looks like a raft_large checkpoint.*--raft-model large"):
+    with pytest.raises(
+        InputError, match=r"\(princeton-vl layout\).*looks like a raft_large.*--raft-model large"
+    ):
         load_raft(save(ckpt, tmp_path / "raft-things.pth"), "small")
+    with pytest.raises(
+        InputError, match=r"\(torchvision layout\).*looks like a raft_small.*--raft-model small"
+    ):
+        load_raft(save(small_state, tmp_path / "raft_small.pth"), "large")
 
 
 def test_shape_mismatch_is_reported(tmp_path, small_state):
