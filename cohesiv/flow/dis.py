@@ -1,8 +1,9 @@
 """DIS optical flow (OpenCV ``DISOpticalFlow``): fast, no weights, the default flow method.
 
 Kroeger et al., "Fast Optical Flow using Dense Inverse Search", ECCV 2016. OpenCV ships three
-presets; on this project's 2-core CPU a 480x360 pair takes about 3 ms (ultrafast), 12 ms (fast)
-and 20 ms (medium); ``bench/flow.py`` measures speed and accuracy and picks the default.
+presets; on this project's shared 2-core CPU a 480x360 pair takes about 2.5 ms (ultrafast),
+9-12 ms (fast) and 20-40 ms (medium, depending on load); ``bench/flow.py`` measures speed and
+accuracy and picks the default (``fast``: the most accurate within 15 ms).
 """
 
 from __future__ import annotations
