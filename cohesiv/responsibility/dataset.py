@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -326,6 +327,21 @@ def _is_done(root: Path, sid: str) -> bool:
     return (root / "samples" / f"{sid}.json").is_file()
 
 
+def save_npz(path: str | Path, level: int = 1, **arrays: np.ndarray) -> None:
+    """Write arrays as a compressed ``.npz`` (readable by ``np.load``), atomically.
+
+    Like ``np.savez_compressed`` but with a fast deflate level (1 instead of 6: about twice
+    as fast for a few percent more bytes on responsibility maps).
+    """
+    import zipfile
+
+    with atomic_path(path) as tmp:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=level) as z:
+            for name, a in arrays.items():
+                with z.open(f"{name}.npy", "w", force_zip64=True) as f:
+                    np.lib.format.write_array(f, np.asanyarray(a), allow_pickle=False)
+
+
 def _encode_png(image: np.ndarray) -> bytes:
     import cv2
 
@@ -597,10 +613,13 @@ def _label_clip(src, name, reader, n, todo, root, config, flow, valid_fn, summar
             ],
         }
         with _Timer(summary, "write"):
-            atomic_write_bytes(root / entry["image"], _encode_png(window[t]))
-            with atomic_path(root / entry["sample"]) as tmp:
-                with open(tmp, "wb") as f:
-                    np.savez_compressed(f, responsibility=r.astype(np.float16), person=person, valid=valid)
+            frame_file = reader.files[t] if reader.is_folder else None
+            if frame_file is not None and frame_file.suffix.lower() == ".png":
+                with atomic_path(root / entry["image"]) as tmp:  # already a PNG: copy, do not re-encode
+                    shutil.copyfile(frame_file, tmp)
+            else:
+                atomic_write_bytes(root / entry["image"], _encode_png(window[t]))
+            save_npz(root / entry["sample"], responsibility=r.astype(np.float16), person=person, valid=valid)
         if viz:
             with _Timer(summary, "viz"):
                 _write_viz(root / "viz" / f"{sid}.png", window[t], r, person, valid, hands, config, flows)

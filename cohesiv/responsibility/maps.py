@@ -45,24 +45,38 @@ CAMERA_SAMPLES = 4000
 CAMERA_MIN_POINTS = 50
 
 
-def _distances_np(flow: np.ndarray, homographies: np.ndarray) -> np.ndarray:
+def _distances_np(flow: np.ndarray, homographies: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     _, h, w = flow.shape
     xs = np.arange(w, dtype=np.float32)
     ys = np.arange(h, dtype=np.float32)[:, None]
-    out = np.empty((len(homographies), h, w), np.float32)
+    if out is None:
+        out = np.empty((len(homographies), h, w), np.float32)
     tx = xs + flow[0]  # where the flow sends each pixel
     ty = ys + flow[1]
-    for k, m in enumerate(np.asarray(homographies, np.float64)):
-        m = m.astype(np.float32)
+    corners = np.array([[0, 0, 1], [w - 1, 0, 1], [0, h - 1, 1], [w - 1, h - 1, 1]], np.float64)
+    for k, m64 in enumerate(np.asarray(homographies, np.float64)):
+        m = m64.astype(np.float32)
+        # w(x) is linear: positive at the four corners means positive on the whole image
+        safe = bool(((corners @ m64[2]) > 1e-6).all())
         wz = m[2, 0] * xs + m[2, 1] * ys + m[2, 2]
-        ok = wz > 1e-8
-        wz = np.where(ok, wz, np.float32(1))
-        dx = tx - (m[0, 0] * xs + m[0, 1] * ys + m[0, 2]) / wz
-        dy = ty - (m[1, 0] * xs + m[1, 1] * ys + m[1, 2]) / wz
-        d = np.sqrt(dx * dx + dy * dy)
-        d[~ok] = MAX_DISTANCE
-        np.nan_to_num(d, copy=False, nan=MAX_DISTANCE, posinf=MAX_DISTANCE)
-        out[k] = np.minimum(d, MAX_DISTANCE)
+        if not safe:
+            bad = wz <= 1e-8
+            wz[bad] = 1.0
+        np.reciprocal(wz, out=wz)
+        px = m[0, 0] * xs + m[0, 1] * ys + m[0, 2]
+        px *= wz
+        np.subtract(tx, px, out=px)
+        py = m[1, 0] * xs + m[1, 1] * ys + m[1, 2]
+        py *= wz
+        np.subtract(ty, py, out=py)
+        px *= px
+        py *= py
+        px += py
+        d = np.sqrt(px, out=out[k])
+        if not safe:
+            d[bad] = MAX_DISTANCE
+            np.nan_to_num(d, copy=False, nan=MAX_DISTANCE, posinf=MAX_DISTANCE)
+        np.minimum(d, MAX_DISTANCE, out=d)
     return out
 
 
@@ -99,20 +113,29 @@ def homography_distances(
 
 
 def soft_assignment(distances: np.ndarray, temperature: float) -> np.ndarray:
-    """``softmax(-d / t)`` over the first axis of ``(C, H, W)`` distances.
+    """``softmax(-d / t)`` over the first axis of ``(C, H, W)`` float32 distances.
 
-    Stabilised by the per-pixel minimum distance (the largest term is 1 at every pixel);
-    element-wise over the few channels (no strided reductions).
+    Fast path: ``exp(-d / t)`` with OpenCV's vectorised exp, normalised; pixels where every term
+    underflows (all distances above ~80 t) are recomputed stabilised by their minimum distance.
     """
-    d = np.asarray(distances, np.float32)
-    dmin = d[0].copy()
-    for c in range(1, d.shape[0]):
-        np.minimum(dmin, d[c], out=dmin)
-    e = np.exp((dmin - d) * np.float32(1.0 / temperature))
+    import cv2
+
+    d = np.ascontiguousarray(distances, dtype=np.float32)
+    if d.shape[0] == 1:
+        return np.ones_like(d)
+    e = np.empty_like(d)
+    cv2.exp((d * np.float32(-1.0 / temperature)).reshape(1, -1), e.reshape(1, -1))
     total = e[0].copy()
     for c in range(1, e.shape[0]):
         total += e[c]
-    e /= total
+    tiny = total < 1e-30
+    if tiny.any():
+        dt = d[:, tiny]
+        et = np.exp((dt.min(0) - dt) / np.float32(temperature))
+        e[:, tiny] = et
+        total[tiny] = et.sum(0)
+    np.reciprocal(total, out=total)
+    e *= total
     return e
 
 
@@ -222,18 +245,24 @@ def responsibility_maps(
     fitted = [m is not None for m in homs]
     mats = [camera] if camera is not None else []
     mats += [m for m in homs if m is not None]
-    d_fit = _distances_np(flow_np, np.stack(mats)) if mats else np.zeros((0, h, w), np.float32)
+    n_fit = sum(fitted)
+    d = np.empty((1 + n_fit, h, w), np.float32)  # background, then the fitted hands
     if camera is not None:
-        d_bg, d_hands = d_fit[:1], d_fit[1:]
+        _distances_np(flow_np, np.stack(mats), out=d)
     else:
-        d_bg = np.minimum(np.sqrt(flow_np[0] ** 2 + flow_np[1] ** 2), MAX_DISTANCE)[None]
-        d_hands = d_fit
-    probs = soft_assignment(np.concatenate([d_bg, d_hands]), temperature)
-    r = np.zeros((len(hand_points) + 1, h, w), dtype=np.float32)
-    r[0] = probs[0]
-    idx = [k + 1 for k, f in enumerate(fitted) if f]
-    if idx:
-        r[idx] = probs[1:]
+        np.sqrt(flow_np[0] ** 2 + flow_np[1] ** 2, out=d[0])
+        np.minimum(d[0], MAX_DISTANCE, out=d[0])
+        if n_fit:
+            _distances_np(flow_np, np.stack(mats), out=d[1:])
+    probs = soft_assignment(d, temperature)
+    if n_fit == len(hand_points):
+        r = probs
+    else:
+        r = np.zeros((len(hand_points) + 1, h, w), dtype=np.float32)
+        r[0] = probs[0]
+        idx = [k + 1 for k, f in enumerate(fitted) if f]
+        if idx:
+            r[idx] = probs[1:]
     info = {
         "fitted": fitted,
         "reasons": reasons,
