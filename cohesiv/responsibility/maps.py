@@ -320,46 +320,45 @@ def averaged_responsibility(
     h, w = np.asarray(flows[offsets[0]]).shape[-2:]
     if hand_regions is None and background == "homography":
         hand_regions = hull_mask(hand_points, (w, h))
+    n_off = len(offsets)
+    weights: dict[int, np.ndarray | float] = {k: 1.0 / n_off for k in offsets}  # plain mean ([C])
+    valid_out = np.ones((h, w), np.uint8)
+    if valids is not None:
+        vs = {k: (np.asarray(valids[k]) != 0) for k in offsets}
+        count = np.zeros((h, w), np.float32)
+        for k in offsets:
+            count += vs[k]
+        none = count == 0  # no valid offset: plain mean there
+        inv = np.float32(1.0) / np.where(none, np.float32(n_off), count)
+        weights = {k: np.where(vs[k] | none, inv, np.float32(0)) for k in offsets}
+        valid_out = (2 * count >= n_off).astype(np.uint8)
     acc = np.zeros((len(hand_points) + 1, h, w), np.float32)
-    plain = np.zeros_like(acc)
-    wsum = np.zeros((h, w), np.float32)
     fitted_offsets: list[list[int]] = [[] for _ in hand_points]
     dropped: Counter = Counter()
     fallbacks = []
     for k in offsets:
-        v = None if valids is None else np.asarray(valids[k])
         r, info = responsibility_maps(
             flows[k],
             hand_points,
             temperature=temperature,
             background=background,
-            valid=v,
+            valid=None if valids is None else valids[k],
             method=method,
             threshold=threshold,
             hand_regions=hand_regions,
         )
-        plain += r
-        if v is not None:
-            vf = (v != 0).astype(np.float32)
-            acc += r * vf
-            wsum += vf
+        r *= weights[k]
+        acc += r
         for j, f in enumerate(info["fitted"]):
             if f:
                 fitted_offsets[j].append(k)
         dropped.update(info["dropped"])
         if info["camera_fallback"]:
             fallbacks.append(k)
-    plain /= len(offsets)
-    if valids is None:
-        r_out, valid_out = plain, np.ones((h, w), np.uint8)
-    else:
-        has = wsum > 0
-        r_out = np.where(has[None], acc / np.maximum(wsum, 1e-12)[None], plain)
-        valid_out = (2 * wsum >= len(offsets)).astype(np.uint8)
     info = {
         "offsets": offsets,
         "fitted_offsets": fitted_offsets,
         "dropped": dict(dropped),
         "camera_fallbacks": fallbacks,
     }
-    return r_out.astype(np.float32), valid_out, info
+    return acc, valid_out, info
