@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/train.py                      # defaults: resnet18, 64x64, batch 8, 30 steps
     .venv/bin/python bench/train.py --steps 60 --size 96 --out /tmp/bench_train
+    .venv/bin/python bench/train.py --lr-sweep 1e-3,3e-3,1e-2 --steps 150   # CPU default: lr/schedule sweep
 
 Makes a small synthetic pseudo-label dataset (cohesiv synth + DIS pseudo-labels), then trains the same
 configuration three times through the command line:
@@ -68,6 +69,36 @@ def run_train(args: list[str], procs: int) -> float:
     return time.perf_counter() - t
 
 
+def lr_sweep(a, out: Path, ds: Path, lrs: list[float], schedules: list[str]) -> None:
+    """Train one run per (lr, schedule), calibrate on a synthetic val clip, evaluate on 2 held-out clips."""
+    from cohesiv.eval.runner import evaluate_run
+    from cohesiv.synth import generate_dataset
+    from cohesiv.train import read_log
+    from cohesiv.train.calibrate import calibrate_run
+
+    generate_dataset(out / "val", clips=1, frames=10, size=(160, 120), seed=8, progress=False)
+    generate_dataset(out / "test", clips=2, frames=10, size=(160, 120), seed=9, progress=False)
+    val = sorted(p for p in (out / "val").iterdir() if p.is_dir())
+    test = sorted(p for p in (out / "test").iterdir() if p.is_dir())
+    rows = []
+    for sched in schedules:
+        for lr in lrs:
+            run = out / f"sweep_{sched}_{lr:g}"
+            args = [
+                "--data", str(ds), "--size", str(a.size), "--batch", str(a.batch), "--steps", str(a.steps),
+                "--encoder", a.encoder, "--lr", str(lr), "--schedule", sched, "--image-every", "0",
+                "--save-every", str(a.steps), "--no-progress", "--out", str(run), "--resume",
+            ]  # fmt: skip
+            secs = run_train(args, 1)
+            log = read_log(run)
+            tail = float(np.mean([r["loss"] for r in log[-3:]]))
+            cal = calibrate_run(run, val, progress=False)
+            m = evaluate_run(run, test, progress=False)
+            rows.append((sched, lr, tail, cal["objective_mIoU"], m["All"]["mIoU"], m["Pair"]["mIoU"], secs))
+            print(f"{sched:8s} lr {lr:<7g} loss(last logs) {tail:.4f}  val All {rows[-1][3]:5.1f}  "
+                  f"test All {rows[-1][4]:5.1f} Pair {rows[-1][5]:5.1f}  ({secs:.0f} s)", flush=True)  # fmt: skip
+
+
 def main() -> None:
     from cohesiv.train import read_log
 
@@ -78,6 +109,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--encoder", default="resnet18")
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr-sweep", help="comma-separated learning rates: run the CPU-default sweep instead")
+    ap.add_argument("--schedules", default="cosine", help="comma-separated schedules for --lr-sweep")
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -86,6 +119,9 @@ def main() -> None:
     print(
         f"data: {ds} ({sum(1 for _ in open(ds / 'manifest.jsonl'))} samples, {time.perf_counter() - t:.0f} s)"
     )
+    if a.lr_sweep:
+        lr_sweep(a, out, ds, [float(v) for v in a.lr_sweep.split(",")], a.schedules.split(","))
+        return
     common = [
         "--data", str(ds), "--size", str(a.size), "--batch", str(a.batch), "--steps", str(a.steps),
         "--encoder", a.encoder, "--lr", str(a.lr), "--log-every", "1", "--image-every", "0",

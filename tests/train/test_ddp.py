@@ -6,6 +6,7 @@ from cohesiv.model import ModelConfig
 from cohesiv.train import make_config, read_log, train
 
 
+@pytest.mark.slow  # 20-45 s on the shared 2-core machine (two process start-ups)
 def test_two_processes_follow_the_one_process_loss_curve(tmp_path):
     ds = write_dataset(tmp_path / "ds", n=8, size=64)
     kw = dict(size=32, batch=4, steps=6, log_every=1, seed=1, image_every=0, warmup_steps=0, save_every=3)
