@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 from safetensors.torch import load_file
 from train_fixtures import TinyNetGN, run_ddp, write_dataset
 
