@@ -39,7 +39,12 @@ def test_pseudolabel_command_errors_are_one_line_exit_2(tmp_path, capsys):
         ([str(clip), "--hands", str(tmp_path / "elsewhere.json"), "--flow", "gt"], "scene.json"),
         ([str(clip), "--hands", str(tmp_path / "elsewhere.json"), "--offsets", "0"], "offsets"),
         ([str(tmp_path / "nope.mp4"), "--hands", str(tmp_path / "elsewhere.json")], "nope.mp4"),
+        ([str(clip), str(clip), "--hands", str(tmp_path / "elsewhere.json")], "one clip"),
     ]
+    import cohesiv.hands
+
+    if not hasattr(cohesiv.hands, "detect_hands"):  # the MediaPipe detector is not there yet
+        cases.append(([str(clip), "--detect-hands"], "detect_hands"))
     for argv, msg in cases:
         rc = main(["pseudolabel", *argv, "--out", str(tmp_path / "ds"), "--quiet"])
         err = capsys.readouterr().err

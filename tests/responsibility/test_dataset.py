@@ -249,3 +249,22 @@ def test_config_validation():
     ):
         with pytest.raises(ValueError, match=msg):
             PseudoLabelConfig(**kw)
+
+
+def test_person_masks_folder_is_used_and_a_missing_mask_is_named(tmp_path):
+    from cohesiv.io import write_image
+
+    src, flow_fn, _ = _clip(tmp_path, n=4)
+    masks = tmp_path / "masks"
+    given = np.zeros((48, 64), np.uint8)
+    given[10:20, 5:50] = 255
+    for t in range(3):
+        write_image(masks / f"{t:06d}.png", given)
+    src = ClipSource(src.path, src.hands, frames=[0, 1, 2], person_masks=masks)
+    out = tmp_path / "ds"
+    _write(src, flow_fn, out)
+    with np.load(out / read_manifest(out)[1]["sample"]) as z:
+        np.testing.assert_array_equal(z["person"], given // 255)
+    src = ClipSource(src.path, src.hands, frames=[3], person_masks=masks)
+    with pytest.raises(InputError, match="no person mask for frame 3"):
+        _write(src, flow_fn, out)

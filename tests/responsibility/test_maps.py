@@ -223,3 +223,16 @@ def test_homography_distances_numpy_and_torch_agree():
     assert isinstance(d_np, np.ndarray) and isinstance(d_t, torch.Tensor)
     np.testing.assert_allclose(d_t.numpy(), d_np)
     assert (d_np[2][21:] == 1e4).all() and np.isfinite(d_np).all()
+
+
+def test_camera_fit_falls_back_to_static_when_the_hands_cover_the_image():
+    flow, hand, _ = _moving_hand_scene()
+    everything = np.ones((H, W), np.uint8)
+    r, info = responsibility_maps(flow, [hand_points()], background="homography", hand_regions=everything)
+    assert info["camera"] is None and info["camera_fallback"]
+    r_static, _ = responsibility_maps(flow, [hand_points()], background="static")
+    np.testing.assert_allclose(r, r_static, atol=1e-6)
+    _, _, ainfo = averaged_responsibility(
+        {1: flow, 2: flow}, [hand_points()], background="homography", hand_regions=everything
+    )
+    assert ainfo["camera_fallbacks"] == [1, 2]
