@@ -19,20 +19,26 @@ to RUN/calibration.json, which 'cohesiv predict' and 'cohesiv eval' use.
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Add the ``calibrate`` options."""
-    p.add_argument("--run", required=True, metavar="RUN", help="run folder written by 'cohesiv train'")
-    p.add_argument("--val", nargs="+", required=True, metavar="CLIP", help="labeled validation clip folders")
+    p.add_argument(
+        "--run", required=True, metavar="RUN", help="run folder written by 'cohesiv train'%(default).0s"
+    )
+    p.add_argument(
+        "--val", nargs="+", required=True, metavar="CLIP", help="labeled validation clip folders%(default).0s"
+    )
     p.add_argument(
         "--data",
         nargs="+",
         metavar="DATASET",
-        help="pseudo-label datasets for the prototypes (default: the run's)",
+        help="pseudo-label datasets for the prototypes (default: the run's)%(default).0s",
     )
     p.add_argument("--samples", type=int, default=500, help="pixels per class for the prototypes")
     p.add_argument("--objective", choices=["All", "Pair"], default="All", help="mIoU to maximise")
     p.add_argument(
-        "--size", type=int, help="longer image side fed to the network (default: the training size)"
+        "--size",
+        type=int,
+        help="longer image side fed to the network (default: the training size)%(default).0s",
     )
-    p.add_argument("--device", help="cpu, cuda, ... (default cpu)")
+    p.add_argument("--device", help="cpu, cuda, ... (default cpu)%(default).0s")
     p.add_argument("--seed", type=int, default=0, help="seed of the pixel draw")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 

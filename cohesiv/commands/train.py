@@ -24,47 +24,66 @@ take the preset's value, then the default; with --resume, the run's saved config
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Add the ``train`` options."""
     p.add_argument(
-        "--data", nargs="+", metavar="DATASET", help="pseudo-label dataset folders (required unless --resume)"
+        "--data",
+        nargs="+",
+        metavar="DATASET",
+        help="pseudo-label dataset folders (required unless --resume)%(default).0s",
     )
-    p.add_argument("--out", required=True, metavar="RUN", help="run folder")
+    p.add_argument("--out", required=True, metavar="RUN", help="run folder%(default).0s")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument(
-        "--preset", choices=["paper"], help="named recipe: paper = batch 10, lr 1e-2, plateau schedule"
+        "--preset",
+        choices=["paper"],
+        help="named recipe: paper = batch 10, lr 1e-2, plateau schedule%(default).0s",
     )
     g = p.add_argument_group("model")
-    g.add_argument("--encoder", metavar="NAME", help="segmentation_models_pytorch encoder (default resnet18)")
-    g.add_argument("--encoder-weights", metavar="PATH", help="local ImageNet checkpoint of the encoder")
-    g.add_argument("--embed-dim", type=int, metavar="F", help="embedding channels (default 64)")
-    g.add_argument("--head-dim", type=int, metavar="A", help="query/key head channels (default 64)")
+    g.add_argument(
+        "--encoder",
+        metavar="NAME",
+        help="segmentation_models_pytorch encoder (default resnet18)%(default).0s",
+    )
+    g.add_argument(
+        "--encoder-weights", metavar="PATH", help="local ImageNet checkpoint of the encoder%(default).0s"
+    )
+    g.add_argument("--embed-dim", type=int, metavar="F", help="embedding channels (default 64)%(default).0s")
+    g.add_argument(
+        "--head-dim", type=int, metavar="A", help="query/key head channels (default 64)%(default).0s"
+    )
     g = p.add_argument_group("optimisation")
-    g.add_argument("--size", type=int, help="square crop side, a multiple of 32 (default 256)")
-    g.add_argument("--batch", type=int, help="global batch size (default 8)")
+    g.add_argument("--size", type=int, help="square crop side, a multiple of 32 (default 256)%(default).0s")
+    g.add_argument("--batch", type=int, help="global batch size (default 8)%(default).0s")
     s = g.add_mutually_exclusive_group()
-    s.add_argument("--steps", type=int, help="optimisation steps (default 1000 unless --epochs)")
-    s.add_argument("--epochs", type=int, help="passes over the training samples")
-    g.add_argument("--lr", type=float, help="peak learning rate (default 1e-3)")
-    g.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 1e-4)")
+    s.add_argument("--steps", type=int, help="optimisation steps (default 1000 unless --epochs)%(default).0s")
+    s.add_argument("--epochs", type=int, help="passes over the training samples%(default).0s")
+    g.add_argument("--lr", type=float, help="peak learning rate (default 1e-3)%(default).0s")
+    g.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 1e-4)%(default).0s")
     g.add_argument(
         "--schedule",
         choices=["constant", "cosine", "plateau"],
-        help="learning-rate schedule (default cosine)",
+        help="learning-rate schedule (default cosine)%(default).0s",
     )
-    g.add_argument("--warmup-steps", type=int, help="linear warm-up steps (default 20)")
-    g.add_argument("--val-fraction", type=float, help="held-out share for the plateau schedule")
+    g.add_argument("--warmup-steps", type=int, help="linear warm-up steps (default 20)%(default).0s")
+    g.add_argument("--val-fraction", type=float, help="held-out share for the plateau schedule%(default).0s")
     g.add_argument(
-        "--object-threshold", type=float, help="object = hand responsibility above this (default 0.5)"
+        "--object-threshold",
+        type=float,
+        help="object = hand responsibility above this (default 0.5)%(default).0s",
     )
-    g.add_argument("--w-resp", type=float, help="responsibility loss weight (default 10)")
-    g.add_argument("--w-emb", type=float, help="embedding loss weight (default 1)")
-    g.add_argument("--seed", type=int, help="seed of initialisation, order and augmentation (default 0)")
+    g.add_argument("--w-resp", type=float, help="responsibility loss weight (default 10)%(default).0s")
+    g.add_argument("--w-emb", type=float, help="embedding loss weight (default 1)%(default).0s")
+    g.add_argument(
+        "--seed", type=int, help="seed of initialisation, order and augmentation (default 0)%(default).0s"
+    )
     g = p.add_argument_group("run")
-    g.add_argument("--save-every", type=int, help="checkpoint every N steps (default 100)")
-    g.add_argument("--log-every", type=int, help="log scalars every N steps (default 10)")
+    g.add_argument("--save-every", type=int, help="checkpoint every N steps (default 100)%(default).0s")
+    g.add_argument("--log-every", type=int, help="log scalars every N steps (default 10)%(default).0s")
     g.add_argument(
-        "--image-every", type=int, help="TensorBoard images every N steps, 0 = never (default 100)"
+        "--image-every",
+        type=int,
+        help="TensorBoard images every N steps, 0 = never (default 100)%(default).0s",
     )
-    g.add_argument("--num-workers", type=int, help="data loader processes (default 0)")
-    g.add_argument("--device", help="cpu, cuda, cuda:1 (default: CUDA when available)")
+    g.add_argument("--num-workers", type=int, help="data loader processes (default 0)%(default).0s")
+    g.add_argument("--device", help="cpu, cuda, cuda:1 (default: CUDA when available)%(default).0s")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
