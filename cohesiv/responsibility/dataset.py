@@ -323,6 +323,13 @@ def _write_dataset_json(root: Path, config: PseudoLabelConfig) -> None:
     atomic_write_text(root / "dataset.json", text + "\n")
 
 
+def _remove_stale_temporaries(root: Path, sid: str) -> None:
+    """Delete temporary files of sample ``sid`` left by a killed run (only this worker writes ``sid``)."""
+    for sub in ("images", "samples", "viz"):
+        for p in (root / sub).glob(f".tmp-{sid}-*"):
+            p.unlink(missing_ok=True)
+
+
 def _is_done(root: Path, sid: str) -> bool:
     return (root / "samples" / f"{sid}.json").is_file()
 
@@ -594,6 +601,7 @@ def _label_clip(src, name, reader, n, todo, root, config, flow, valid_fn, summar
         keep = [j for j, fo in enumerate(info["fitted_offsets"]) if fo]
         summary.hands_removed += len(hands) - len(keep)
         sid = sample_id(name, t)
+        _remove_stale_temporaries(root, sid)
         side_path = root / "samples" / f"{sid}.json"
         stats = {
             "offsets": info["offsets"],

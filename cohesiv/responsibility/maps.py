@@ -40,7 +40,7 @@ BACKGROUNDS = ("static", "homography")
 #: Distances are clamped to this many pixels (keeps softmax finite where a fit is wild).
 MAX_DISTANCE = 1e4
 #: Pixels sampled (at most) to fit the camera homography.
-CAMERA_SAMPLES = 4000
+CAMERA_SAMPLES = 1500
 #: Smallest number of background pixels for a camera fit.
 CAMERA_MIN_POINTS = 50
 

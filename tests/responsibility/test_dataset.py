@@ -111,6 +111,7 @@ def test_resume_after_exception_gives_the_same_dataset(tmp_path):
     with pytest.raises(RuntimeError, match="injected"):
         _write(src, flow_fn, part, after_sample=boom)
     assert len(read_manifest(part)) == 3  # the manifest holds what was finished
+    (part / "samples" / ".tmp-clip_000004-x1y2z3.npz").write_bytes(b"")  # as left by kill -9 mid-write
     s = _write(src, flow_fn, part)
     assert s.samples_done_before == 3 and s.samples_written == 5
     _assert_same(_contents(full), _contents(part))
