@@ -113,6 +113,7 @@ class Summary:
         samples_done_before: samples found finished (skipped: resume).
         frames_without_hands: selected frames with no hand in the tracks (skipped).
         frames_no_fitted_hand: frames where no hand could be fitted at any offset (skipped).
+        frames_no_offsets: frames with no other frame within the offsets (skipped).
         frames_other_shards: frames left to other ``--shard`` workers.
         hands_dropped: drop reason -> count over hands x offsets (a hand dropped at one offset is
             still labeled from the others).
@@ -126,6 +127,7 @@ class Summary:
     samples_done_before: int = 0
     frames_without_hands: int = 0
     frames_no_fitted_hand: int = 0
+    frames_no_offsets: int = 0
     frames_other_shards: int = 0
     hands_dropped: Counter = field(default_factory=Counter)
     hands_removed: int = 0
@@ -143,7 +145,12 @@ class Summary:
             f"samples written: {self.samples_written} (already finished: {self.samples_done_before}; "
             f"other shards: {self.frames_other_shards})",
             f"frames skipped: {self.frames_without_hands} without hands, "
-            f"{self.frames_no_fitted_hand} with no hand that could be fitted",
+            f"{self.frames_no_fitted_hand} with no hand that could be fitted"
+            + (
+                f", {self.frames_no_offsets} with no frame within the offsets"
+                if self.frames_no_offsets
+                else ""
+            ),
         ]
         if self.hands_dropped:
             why = ", ".join(f"{k}: {v}" for k, v in sorted(self.hands_dropped.items()))
@@ -580,6 +587,13 @@ def _label_clip(src, name, reader, n, todo, root, config, flow, valid_fn, summar
         offs = [k for k in offsets if (t + k) in window]
         hands = src.hands.hands_at(t)
         pts = [h.points for h in hands]
+        sid = sample_id(name, t)
+        if not offs:  # a one-frame clip, or offsets longer than the clip
+            summary.frames_no_offsets += 1
+            atomic_write_text(
+                root / "samples" / f"{sid}.json", json.dumps({"skipped": "no other frame within the offsets"})
+            )
+            return
         flows = {k: get_flow(t, t + k) for k in offs}
         valids = None
         if config.fb_check:
@@ -600,7 +614,6 @@ def _label_clip(src, name, reader, n, todo, root, config, flow, valid_fn, summar
         summary.camera_fallbacks += len(info["camera_fallbacks"])
         keep = [j for j, fo in enumerate(info["fitted_offsets"]) if fo]
         summary.hands_removed += len(hands) - len(keep)
-        sid = sample_id(name, t)
         _remove_stale_temporaries(root, sid)
         side_path = root / "samples" / f"{sid}.json"
         stats = {

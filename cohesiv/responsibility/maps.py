@@ -58,16 +58,16 @@ def _distances_np(flow: np.ndarray, homographies: np.ndarray, out: np.ndarray | 
         m = m64.astype(np.float32)
         # w(x) is linear: positive at the four corners means positive on the whole image
         safe = bool(((corners @ m64[2]) > 1e-6).all())
-        wz = m[2, 0] * xs + m[2, 1] * ys + m[2, 2]
+        # each row of M x~ is (a x + c) + b y: one full-size pass per row
+        wz = (m[2, 0] * xs + m[2, 2]) + m[2, 1] * ys
         if not safe:
             bad = wz <= 1e-8
             wz[bad] = 1.0
-        np.reciprocal(wz, out=wz)
-        px = m[0, 0] * xs + m[0, 1] * ys + m[0, 2]
-        px *= wz
+        px = (m[0, 0] * xs + m[0, 2]) + m[0, 1] * ys
+        np.divide(px, wz, out=px)
         np.subtract(tx, px, out=px)
-        py = m[1, 0] * xs + m[1, 1] * ys + m[1, 2]
-        py *= wz
+        py = (m[1, 0] * xs + m[1, 2]) + m[1, 1] * ys
+        np.divide(py, wz, out=py)
         np.subtract(ty, py, out=py)
         px *= px
         py *= py

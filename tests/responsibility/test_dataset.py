@@ -269,3 +269,10 @@ def test_person_masks_folder_is_used_and_a_missing_mask_is_named(tmp_path):
     src = ClipSource(src.path, src.hands, frames=[3], person_masks=masks)
     with pytest.raises(InputError, match="no person mask for frame 3"):
         _write(src, flow_fn, out)
+
+
+def test_one_frame_clip_is_skipped_not_a_crash(tmp_path):
+    src, flow_fn, _ = _clip(tmp_path, n=1)
+    s = _write(src, flow_fn, tmp_path / "ds")
+    assert s.samples_written == 0 and s.frames_no_offsets == 1
+    assert (tmp_path / "ds" / "manifest.jsonl").read_text() == ""
