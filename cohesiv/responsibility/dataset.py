@@ -5,8 +5,10 @@ Layout of a dataset folder (docs/INTERFACES.md)::
     dataset.json            the config that made the labels (a re-run must match it)
     manifest.jsonl          one line per finished sample (rebuilt from the sidecars at the end of each run)
     images/<id>.png         the frame, (H, W, 3) uint8 RGB
-    samples/<id>.npz        responsibility float16 (N+1, H, W) (channel k = hands[k-1]),
-                            person uint8 (H, W), valid uint8 (H, W)
+    samples/<id>.npz        responsibility float16 (N+1, H, W) (channel k = hands[k-1]; rounded to
+                            multiples of 1/2048), person uint8 (H, W) {0, 1}, valid uint8 (H, W) {0, 1}
+                            (1 where the flow is forward-backward consistent in at least half of the
+                            offsets; all ones without the check)
     samples/<id>.json       sidecar: the sample's manifest line plus its statistics; written last,
                             so its presence marks the sample finished (a frame skipped because no
                             hand could be fitted gets a sidecar with "skipped" and no manifest line)
@@ -16,6 +18,8 @@ Every file is written atomically (temporary name, then rename): after ``kill -9`
 sample in progress is lost, and a re-run skips finished samples. Each clip is decoded once,
 streamed with a sliding window of the frames t-max|k| .. t+max|k|; each flow pair is computed
 at most once per run (the forward flow of one frame is the backward flow of another).
+Hands that cannot be fitted at any offset are removed from their sample (their channel would be
+all zero); the manifest lists only the hands whose channel is in the sample.
 """
 
 from __future__ import annotations
