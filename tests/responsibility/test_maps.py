@@ -2,6 +2,8 @@ import numpy as np
 import pytest
 import torch
 from _resp_scene import HAND, OBJECT, H, W, flow_of, hand_points, homography, region_mask
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cohesiv.responsibility import (
     averaged_responsibility,
@@ -236,3 +238,30 @@ def test_camera_fit_falls_back_to_static_when_the_hands_cover_the_image():
         {1: flow, 2: flow}, [hand_points()], background="homography", hand_regions=everything
     )
     assert ainfo["camera_fallbacks"] == [1, 2]
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    n_hands=st.integers(0, 3),
+    temperature=st.floats(0.05, 50.0),
+    scale=st.floats(0.0, 200.0),
+    background=st.sampled_from(["static", "homography"]),
+)
+def test_maps_are_probabilities_for_any_flow_and_hands(seed, n_hands, temperature, scale, background):
+    rng = np.random.default_rng(seed)
+    flow = (rng.normal(0, 1, (2, 24, 32)) * scale).astype(np.float32)
+    hands = []
+    for _ in range(n_hands):
+        n = int(rng.integers(2, 12))
+        pts = rng.uniform(-5, 36, (n, 2))
+        if rng.random() < 0.3:
+            pts[:, 1] = 2 * pts[:, 0] + 1  # collinear
+        hands.append(pts)
+    valid = (rng.random((24, 32)) > 0.2).astype(np.uint8)
+    r, info = responsibility_maps(flow, hands, temperature=temperature, background=background, valid=valid)
+    assert r.shape == (n_hands + 1, 24, 32) and np.isfinite(r).all()
+    assert (r >= 0).all() and (r <= 1 + 1e-6).all()
+    np.testing.assert_allclose(r.sum(0), 1.0, atol=1e-5)
+    for k, f in enumerate(info["fitted"]):
+        assert f or not r[k + 1].any()
