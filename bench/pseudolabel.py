@@ -8,6 +8,12 @@ printed is measured in this run, so ratios are comparable on a shared machine.
 
     .venv/bin/python bench/pseudolabel.py                   # 320x240 and 480x360, 60 frames
     .venv/bin/python bench/pseudolabel.py --frames 30 --sizes 320x240 --background homography
+    .venv/bin/python bench/pseudolabel.py --quality 6       # label quality on synthetic clips
+
+``--quality N`` instead labels N synthetic clips (cohesiv.synth, 160x120, 12 frames, mixed static /
+moving camera) with exact (gt) and DIS flow, static and homography background, and prints the
+mean IoU of each hand's thresholded responsibility (R_k > 0.5) with its ground-truth hand + held
+object (Pair), and the person / object mask IoUs against the GT hand and object.
 """
 
 from __future__ import annotations
@@ -19,10 +25,11 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from cohesiv._checks import parse_size
 from cohesiv.hands.boxes import box_grid_points
-from cohesiv.io import Hand, HandTracks, write_hands
+from cohesiv.io import Hand, HandTracks, read_hands, write_hands
 from cohesiv.responsibility.dataset import ClipSource, PseudoLabelConfig, write_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,6 +66,53 @@ def _clip_folder(video: Path, size: tuple[int, int], n: int, folder: Path) -> Ha
     return tracks
 
 
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else float("nan")
+
+
+def quality(n_clips: int) -> None:
+    from cohesiv.io import read_label
+    from cohesiv.io.labels import HAND_LABEL, OBJECT_LABELS
+    from cohesiv.responsibility import object_mask
+    from cohesiv.responsibility.dataset import read_manifest
+    from cohesiv.synth import generate_dataset
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        generate_dataset(tmp / "synth", clips=n_clips, frames=12, size=(160, 120), seed=11, progress=False)
+        clips = sorted(p for p in (tmp / "synth").iterdir() if (p / "scene.json").is_file())
+        print(f"{n_clips} synthetic clips 160x120 x 12 frames; offsets ±1..±3, t = 2, fb check on")
+        print(
+            f"{'flow':>5} {'background':>11} {'forearm':>7} {'Pair mIoU':>9} {'person IoU':>10} "
+            f"{'object IoU':>10} {'hands':>6}"
+        )
+        runs = [(f, b, False) for f in ("gt", "dis") for b in ("static", "homography")]
+        runs += [("gt", "homography", True), ("dis", "homography", True)]
+        srcs = [ClipSource(c, read_hands(c / "hands.json")) for c in clips]
+        for flow, bg, forearm in runs:
+            out = tmp / f"ds_{flow}_{bg}_{forearm}"
+            write_dataset(
+                srcs, out, PseudoLabelConfig(flow=flow, background=bg, forearm=forearm), progress=False
+            )
+            pair, pers, obj = [], [], []
+            for e in read_manifest(out):
+                lab = read_label(Path(e["clip"]) / "labels" / f"{e['frame']:06d}.png")
+                with np.load(out / e["sample"]) as z:
+                    r = z["responsibility"].astype(np.float32)
+                    person = z["person"]
+                pers.append(_iou(person > 0, np.isin(lab, (1, 2))))
+                obj.append(_iou(object_mask(r, person) > 0, np.isin(lab, (3, 4, 5))))
+                for k, hd in enumerate(e["hands"], 1):
+                    if hd["side"] in HAND_LABEL:
+                        gt = (lab == HAND_LABEL[hd["side"]]) | np.isin(lab, OBJECT_LABELS[hd["side"]])
+                        pair.append(_iou(r[k] > 0.5, gt))
+            print(
+                f"{flow:>5} {bg:>11} {str(forearm):>7} {100 * np.nanmean(pair):9.1f} "
+                f"{100 * np.nanmean(pers):10.1f} {100 * np.nanmean(obj):10.1f} {len(pair):6d}"
+            )
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--video", type=Path, default=None, help="clip to use (default: the ego4d clip)")
@@ -66,7 +120,11 @@ def main(argv=None) -> int:
     p.add_argument("--frames", type=int, default=60)
     p.add_argument("--background", default="static", choices=("static", "homography"))
     p.add_argument("--no-fb-check", action="store_true")
+    p.add_argument("--quality", type=int, metavar="N", help="label quality on N synthetic clips instead")
     args = p.parse_args(argv)
+    if args.quality:
+        quality(args.quality)
+        return 0
     video = args.video or next(iter(sorted(DEFAULT_CLIP.glob("*.mp4"))), None)
     if video is None:
         print("no clip: pass --video", file=sys.stderr)

@@ -82,6 +82,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--hull-dilation", type=float, default=0.2, help="person-mask dilation, fraction of hand size"
     )
+    parser.add_argument(
+        "--forearm",
+        action="store_true",
+        help="person mask: add a forearm band from the wrist away from the fingers (21 MediaPipe keypoints)",
+    )
     parser.add_argument("--shard", metavar="i/n", help="label only sample numbers = i modulo n")
     parser.add_argument("--viz", action="store_true", help="also write overlays to DATASET/viz/")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
@@ -146,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
             raft_weights=args.raft_weights,
             fb_check=not args.no_fb_check,
             hull_dilation=args.hull_dilation,
+            forearm=args.forearm,
         )
     except ValueError as e:
         raise CohesivError(str(e)) from None

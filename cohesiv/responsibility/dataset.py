@@ -69,6 +69,8 @@ class PseudoLabelConfig:
         fb_check: compute the forward–backward ``valid`` mask (and use it to drop hand points
             and weight the offset average); without it ``valid`` is all ones.
         hull_dilation: person-mask dilation as a fraction of the hand's size.
+        forearm: add a forearm band to the person mask for hands given as 21 MediaPipe
+            keypoints (beyond [C]; see :func:`cohesiv.responsibility.masks.forearm_polygon`).
         object_threshold: responsibility threshold of the object mask (used by ``--viz`` only;
             training derives the object mask itself).
     """
@@ -84,6 +86,7 @@ class PseudoLabelConfig:
     raft_weights: str | None = None
     fb_check: bool = True
     hull_dilation: float = HULL_DILATION
+    forearm: bool = False
     object_threshold: float = 0.5
 
     def __post_init__(self) -> None:
@@ -635,7 +638,11 @@ def _label_clip(src, name, reader, n, todo, root, config, flow, valid_fn, summar
         with _Timer(summary, "masks"):
             given = None if src.person_masks is None else _read_person_mask(src, reader, t, (w, h))
             person = person_mask(
-                [hd.points for hd in hands], (w, h), given=given, dilation=config.hull_dilation
+                [hd.points for hd in hands],
+                (w, h),
+                given=given,
+                dilation=config.hull_dilation,
+                forearm=config.forearm,
             )
         entry = {
             "id": sid,

@@ -19,11 +19,52 @@ from cohesiv._checks import check_shape
 HULL_DILATION = 0.2
 
 
+#: MediaPipe hand keypoints used by the forearm heuristic: wrist, index / middle / pinky MCP.
+WRIST, INDEX_MCP, MIDDLE_MCP, PINKY_MCP = 0, 5, 9, 17
+
+
+def forearm_polygon(points: np.ndarray, size: tuple[int, int], widen: float = 1.3) -> np.ndarray | None:
+    """A band from the wrist away from the fingers to beyond the image border (the forearm).
+
+    Only for 21 keypoints in MediaPipe order (0 wrist, 5 index MCP, 9 middle MCP, 17 pinky MCP);
+    the band starts as wide as the palm (index-to-pinky MCP distance) at the wrist and widens by
+    ``widen`` at the image border.
+
+    Args:
+        points: ``(21, 2)`` ``(x, y)`` keypoints.
+        size: ``(W, H)`` of the image.
+        widen: width at the far end relative to the palm width.
+
+    Returns:
+        ``(4, 2)`` int32 polygon, or None when the points are not 21 keypoints or degenerate.
+    """
+    pts = np.asarray(points, np.float64).reshape(-1, 2)
+    if len(pts) != 21 or not np.isfinite(pts).all():
+        return None
+    wrist = pts[WRIST]
+    axis = wrist - pts[MIDDLE_MCP]
+    length = float(np.hypot(*axis))
+    palm = float(np.hypot(*(pts[INDEX_MCP] - pts[PINKY_MCP])))
+    if length < 1e-3 or palm < 1e-3:
+        return None
+    u = axis / length
+    n = np.array([-u[1], u[0]])
+    far = wrist + u * float(np.hypot(*size))
+    poly = [
+        wrist + n * palm / 2,
+        far + n * widen * palm / 2,
+        far - n * widen * palm / 2,
+        wrist - n * palm / 2,
+    ]
+    return np.round(np.array(poly)).astype(np.int32)
+
+
 def hull_mask(
     hand_points: Sequence[np.ndarray],
     size: tuple[int, int],
     dilation: float = HULL_DILATION,
     min_radius: int = 1,
+    forearm: bool = False,
 ) -> np.ndarray:
     """Union of the hands' convex hulls, each dilated in proportion to the hand's size.
 
@@ -33,6 +74,8 @@ def hull_mask(
         dilation: radius of the dilation as a fraction of the hand's size (largest side of
             its points' bounding box).
         min_radius: smallest dilation radius, pixels.
+        forearm: also fill :func:`forearm_polygon` for hands given as 21 MediaPipe keypoints
+            (beyond [C]; off by default).
 
     Returns:
         ``(H, W)`` uint8 {0, 1}.
@@ -47,6 +90,9 @@ def hull_mask(
         one = np.zeros((h, w), np.uint8)
         hull = cv2.convexHull(np.round(pts).astype(np.int32))
         cv2.fillConvexPoly(one, hull, 1)
+        poly = forearm_polygon(pts, size) if forearm else None
+        if poly is not None:
+            cv2.fillConvexPoly(one, poly, 1)
         extent = float((pts.max(0) - pts.min(0)).max())
         r = max(int(round(dilation * extent)), min_radius)
         if r > 0:
@@ -61,6 +107,7 @@ def person_mask(
     size: tuple[int, int],
     given: np.ndarray | None = None,
     dilation: float = HULL_DILATION,
+    forearm: bool = False,
 ) -> np.ndarray:
     """Person (hand/arm) mask: a given mask if there is one, else the dilated hulls of the hands.
 
@@ -70,6 +117,7 @@ def person_mask(
         given: optional ``(H, W)`` mask (any non-zero value is person), e.g. read from a
             person-mask folder.
         dilation: see :func:`hull_mask`.
+        forearm: see :func:`hull_mask`.
 
     Returns:
         ``(H, W)`` uint8 {0, 1}.
@@ -81,7 +129,7 @@ def person_mask(
     if given is not None:
         check_shape(given, f"{h},{w}", "person mask")
         return (np.asarray(given) != 0).astype(np.uint8)
-    return hull_mask(hand_points, size, dilation=dilation)
+    return hull_mask(hand_points, size, dilation=dilation, forearm=forearm)
 
 
 def object_mask(responsibility: np.ndarray, person: np.ndarray, threshold: float = 0.5) -> np.ndarray:

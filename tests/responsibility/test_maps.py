@@ -265,3 +265,18 @@ def test_maps_are_probabilities_for_any_flow_and_hands(seed, n_hands, temperatur
     np.testing.assert_allclose(r.sum(0), 1.0, atol=1e-5)
     for k, f in enumerate(info["fitted"]):
         assert f or not r[k + 1].any()
+
+
+def test_forearm_band_extends_from_the_wrist_away_from_the_fingers():
+    from cohesiv.responsibility.masks import forearm_polygon, hull_mask
+
+    # a hand pointing up: wrist at the bottom (40, 40), fingers above; the band must reach y = H - 1
+    kp = np.zeros((21, 2))
+    kp[0] = (40, 40)
+    kp[1:] = np.stack([np.linspace(30, 50, 20), np.linspace(20, 36, 20)], 1)
+    kp[5], kp[9], kp[17] = (33, 30), (40, 30), (47, 30)
+    m0 = hull_mask([kp], (W, H))
+    m1 = hull_mask([kp], (W, H), forearm=True)
+    assert (m1 >= m0).all() and m1[H - 1, 40] == 1 and m0[H - 1, 40] == 0
+    assert m1[H - 1, 5] == 0 and m1[10, 40] == 0  # not sideways, not above the fingers
+    assert forearm_polygon(kp[:20], (W, H)) is None  # only for 21 MediaPipe keypoints
