@@ -151,7 +151,8 @@ def run_demo(cfg: DemoConfig, *, say: Callable[[str], None] = print, progress: b
 
     # 3. pseudo-labels
     with _stage(times, "pseudolabel", say):
-        plcfg = PseudoLabelConfig()
+        # egocentric cameras move: fit the camera motion instead of assuming a static background
+        plcfg = PseudoLabelConfig(background="homography")
         sources = [ClipSource(path=c, hands=read_hands(c / "hands.json")) for c in train_clips]
         summary = write_dataset(sources, out / "pseudo" / "synth", plcfg, viz=False, progress=progress)
         say(summary.to_text() if hasattr(summary, "to_text") else str(summary))
@@ -193,11 +194,11 @@ def run_demo(cfg: DemoConfig, *, say: Callable[[str], None] = print, progress: b
     metrics: dict = {}
     with _stage(times, "eval", say):
         metrics["COHESIV (ours, trained on pseudo-labels)"] = evaluate_run(run, test_clips, progress=progress)
-        base = build_baseline("responsibility", flow="dis")
+        base = build_baseline("responsibility", flow="dis", background="homography")
         metrics["Thresholded Responsibility (DIS)"], _ = run_baseline(
             base, test_clips, val=val_clips, progress=progress
         )
-        fb = build_baseline("flow", flow="dis")
+        fb = build_baseline("flow", flow="dis", background="homography")
         metrics["Flow baseline (DIS)"], _ = run_baseline(fb, test_clips, val=val_clips, progress=progress)
         write_metrics(out / "metrics.json", metrics)
 
