@@ -1,0 +1,77 @@
+import yaml
+
+from cohesiv.cli import build_parser, main
+from cohesiv.commands.train import build_config
+from cohesiv.model import ModelConfig
+from cohesiv.train import make_config
+from cohesiv.train.loop import config_document
+
+
+def _args(argv):
+    return build_parser().parse_args(argv)
+
+
+def test_options_override_the_preset_and_the_defaults(tmp_path):
+    cfg = build_config(
+        _args(
+            [
+                "train",
+                "--data",
+                "d1",
+                "d2",
+                "--out",
+                str(tmp_path / "r"),
+                "--preset",
+                "paper",
+                "--lr",
+                "0.002",
+            ]
+        )
+    )
+    assert cfg.data == ("d1", "d2") and cfg.batch == 10 and cfg.lr == 0.002 and cfg.schedule == "plateau"
+    cfg = build_config(
+        _args(
+            [
+                "train",
+                "--data",
+                "d",
+                "--out",
+                "r",
+                "--encoder",
+                "resnet34",
+                "--embed-dim",
+                "16",
+                "--epochs",
+                "3",
+            ]
+        )
+    )
+    assert (
+        cfg.model.encoder_name == "resnet34"
+        and cfg.model.embed_dim == 16
+        and cfg.epochs == 3
+        and cfg.steps is None
+    )
+    assert cfg.lr == 1e-3 and cfg.schedule == "cosine"
+
+
+def test_resume_takes_the_saved_config(tmp_path):
+    run = tmp_path / "r"
+    run.mkdir()
+    saved = make_config(data=["ds"], out=run, size=64, batch=4, steps=10, model=ModelConfig(embed_dim=8))
+    (run / "config.yaml").write_text(yaml.safe_dump(config_document(saved)))
+    cfg = build_config(_args(["train", "--out", str(run), "--resume", "--steps", "20"]))
+    assert cfg.data == ("ds",) and cfg.size == 64 and cfg.batch == 4 and cfg.model.embed_dim == 8
+    assert cfg.steps == 20
+
+
+def test_user_errors_exit_2(tmp_path, capsys):
+    assert main(["train", "--out", str(tmp_path / "r")]) == 2
+    assert "--data is required" in capsys.readouterr().err
+    assert (
+        main(["train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "r"), "--steps", "1"]) == 2
+    )
+    assert "no such pseudo-label dataset" in capsys.readouterr().err
+    assert main(["train", "--data", "d", "--out", str(tmp_path / "r"), "--size", "100"]) == 2
+    assert main(["calibrate", "--run", str(tmp_path / "nope"), "--val", "v"]) == 2
+    assert "no config.yaml" in capsys.readouterr().err
