@@ -21,8 +21,21 @@ from cohesiv.errors import CohesivError
 COMMANDS = ("demo", "synth", "flow", "hands", "pseudolabel", "train", "calibrate", "predict", "eval")
 
 
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    pass
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps descriptions as written; shows a default only when it says something."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        d = action.default
+        if (
+            "default" in text.lower()
+            or d is None
+            or d is False
+            or d == argparse.SUPPRESS
+            or action.option_strings == []
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
 
 
 def build_parser() -> argparse.ArgumentParser:
