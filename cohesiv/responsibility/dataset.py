@@ -322,12 +322,13 @@ def _check_dataset_json(root: Path, config: PseudoLabelConfig) -> bool:
         have = json.loads(path.read_text(encoding="utf-8")).get("config", {})
     except (json.JSONDecodeError, AttributeError):
         raise InputError(path, "corrupt dataset.json; remove it or write to a new --out") from None
-    diff = [k for k in want if k != "object_threshold" and have.get(k) != want[k]]
+    defaults = PseudoLabelConfig().to_dict()  # keys added later read as their defaults
+    diff = [k for k in want if k != "object_threshold" and have.get(k, defaults[k]) != want[k]]
     if diff:
         k = diff[0]
         raise InputError(
             path,
-            f"dataset was made with {k}={have.get(k)!r} but this run asks for {k}={want[k]!r}; "
+            f"dataset was made with {k}={have.get(k, defaults[k])!r} but this run asks for {k}={want[k]!r}; "
             "labels would be mixed: write to a new --out (or delete the folder)",
         )
     return True
