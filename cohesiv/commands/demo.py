@@ -43,6 +43,11 @@ def run(args: argparse.Namespace) -> int:
         video = Path(args.video) if args.video else default_video()
         if not video.exists():
             raise InputError(video, "no such video file or frame folder")
+        from cohesiv.io import FrameReader
+
+        FrameReader(video)  # a corrupt or empty video fails here, not after the synthetic stages
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise InputError(args.out, "--out exists and is not a folder")
     kw = {}
     if args.quick:
         kw = dict(

@@ -155,7 +155,15 @@ class FrameReader:
         if self._files is not None:
             if not 0 <= index < len(self._files):
                 raise IndexError(f"{self.path}: frame {index} out of range 0..{len(self._files) - 1}")
-            return read_image(self._files[index])
+            img = read_image(self._files[index])
+            w, h = self.size
+            if img.shape[:2] != (h, w):
+                raise InputError(
+                    self._files[index],
+                    f"frame {index} is {img.shape[1]}x{img.shape[0]} but the clip's first frame is "
+                    f"{w}x{h}: frames must not change size",
+                )
+            return img
         for i, img in enumerate(self):
             if i == index:
                 return img
