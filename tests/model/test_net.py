@@ -123,3 +123,39 @@ def test_normalize_images():
         y[0, :, 0, 0], torch.tensor([(1 - 0.485) / 0.229, (1 - 0.456) / 0.224, (1 - 0.406) / 0.225])
     )
     torch.testing.assert_close(normalize_images(x.float() / 255), y)
+
+
+@pytest.mark.parametrize("h,w", [(9, 11), (32, 32)])
+def test_head_at_points_equals_full_map(h, w):
+    from cohesiv.model.net import _head, head_at_points
+
+    torch.manual_seed(0)
+    head = _head(5, 4).double()
+    z = torch.randn(2, 5, h, w, dtype=torch.float64)
+    pts = torch.tensor(
+        [
+            [[0.0, 0.0], [w - 1.0, h - 1.0], [3.3, 4.7], [w - 1.2, 0.4]],
+            [[-3.0, 2.0], [w + 5.0, h + 0.5], [1.0, h - 1.0], [w / 2, h / 2]],  # outside: border values
+        ],
+        dtype=torch.float64,
+    )
+    full = sample_at_points(head(z), pts)
+    torch.testing.assert_close(head_at_points(head, z, pts), full)
+    # gradients agree too (w.r.t. z, the head weights and the points)
+    zr = z.clone().requires_grad_(True)
+    pr = pts.clone().requires_grad_(True)
+    g1 = torch.autograd.grad(sample_at_points(head(zr), pr).sum(), (zr, pr, head[0].weight))
+    g2 = torch.autograd.grad(head_at_points(head, zr, pr).sum(), (zr, pr, head[0].weight))
+    for a, b in zip(g1[:1] + g1[2:], g2[:1] + g2[2:]):
+        torch.testing.assert_close(a, b)
+    inside = (pts[..., 0] > 0) & (pts[..., 0] < w - 1) & (pts[..., 1] > 0) & (pts[..., 1] < h - 1)
+    torch.testing.assert_close(g1[1][inside], g2[1][inside])
+
+
+def test_network_scores_equal_full_map_heads(net):
+    x = torch.randn(1, 3, 32, 64)
+    pts = torch.tensor([[[0.0, 0.0], [63.0, 31.0], [20.4, 7.9]]])
+    with torch.no_grad():
+        z = net.embed(x)
+        ref = query_scores(net.query_head(z), net.key_head(z), pts)
+        torch.testing.assert_close(net.score(z, pts), ref)
