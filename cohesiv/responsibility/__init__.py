@@ -1,10 +1,17 @@
 """Responsibility maps (which hand moves each pixel) and the pseudo-label dataset built from them.
 
 Pure cores: :func:`fit_homography`, :func:`responsibility_maps`, :func:`averaged_responsibility`,
-:func:`person_mask`, :func:`object_mask`. I/O layer: :func:`write_dataset` (the
-``cohesiv pseudolabel`` command) and :func:`read_manifest`.
+:func:`person_mask`, :func:`object_mask` (NumPy, single-threaded). I/O layer:
+:func:`write_dataset` (the ``cohesiv pseudolabel`` command) and :func:`read_manifest`.
 """
 
+from cohesiv.responsibility.dataset import (
+    ClipSource,
+    PseudoLabelConfig,
+    Summary,
+    read_manifest,
+    write_dataset,
+)
 from cohesiv.responsibility.homography import fit_homography, fit_homography_checked
 from cohesiv.responsibility.maps import (
     averaged_responsibility,
@@ -15,6 +22,9 @@ from cohesiv.responsibility.maps import (
 from cohesiv.responsibility.masks import hull_mask, object_mask, person_mask
 
 __all__ = [
+    "ClipSource",
+    "PseudoLabelConfig",
+    "Summary",
     "averaged_responsibility",
     "fit_camera_homography",
     "fit_homography",
@@ -23,5 +33,7 @@ __all__ = [
     "hull_mask",
     "object_mask",
     "person_mask",
+    "read_manifest",
     "responsibility_maps",
+    "write_dataset",
 ]
