@@ -20,7 +20,10 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".gif")
 def _av():
     import av  # imported lazily: PyAV is only needed for video files
 
-    av.logging.set_level(av.logging.PANIC)
+    # No Python logging callback (it can deadlock with threaded decoding: PyAV issues #751, #909);
+    # FFmpeg's own messages are silenced; errors still raise.
+    av.logging.set_level(None)
+    av.logging.set_libav_level(av.logging.PANIC)
     return av
 
 
