@@ -76,3 +76,24 @@ def test_compare_weights_sees_a_one_ulp_change(tmp_path):
     c = inter.compare_weights(tmp_path / "a.safetensors", tmp_path / "b.safetensors")
     assert c["n_different"] == 1 and 0 < c["max_abs_diff"] < 1e-6
     assert inter.compare_weights(tmp_path / "a.safetensors", tmp_path / "a.safetensors")["max_abs_diff"] == 0
+
+
+def test_a_killed_checkpoint_save_leaves_no_temporaries_after_the_next_save(tmp_path):
+    # kill -9 inside save_checkpoint leaves its .tmp-* files (no finally runs); the next save of the
+    # same (single-writer) run must remove them, or every such kill leaks a whole model's worth of disk
+    import torch
+
+    from cohesiv.train.checkpoint import load_checkpoint, save_checkpoint
+
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.AdamW(model.parameters())
+    model(torch.ones(1, 3)).sum().backward()
+    opt.step()
+    ck = tmp_path / "checkpoints"
+    save_checkpoint(ck, step=1, model_state=model.state_dict(), optimizer_state=opt.state_dict(), state={})
+    for name in (".tmp-weights-abc123", ".tmp-optim-def456", ".tmp-state-0a1b2c"):
+        (ck / name).write_bytes(b"\0" * 100)  # what a kill during the next save leaves
+    assert load_checkpoint(ck)[2]["step"] == 1  # the kill did not break the checkpoint
+    save_checkpoint(ck, step=2, model_state=model.state_dict(), optimizer_state=opt.state_dict(), state={})
+    assert sorted(p.name for p in ck.iterdir() if p.name.startswith(".tmp-")) == []
+    assert load_checkpoint(ck)[2]["step"] == 2
