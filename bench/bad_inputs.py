@@ -382,6 +382,11 @@ def _(b, t):
     ], ("raft.pth")
 
 
+@case("negative consistency tolerance", "flow")
+def _(b, t):
+    return ["flow", str(b.clip), "--out", str(t / "f"), "--backward", "--alpha", "-1"], "--alpha"
+
+
 # pseudolabel ---------------------------------------------------------------------------------------
 @case("hands file: more frames than the clip", "pseudolabel")
 def _(b, t):
@@ -668,6 +673,22 @@ def _(b, t):
     ], "calibration.json"
 
 
+@case("--size 0", "predict")
+def _(b, t):
+    return [
+        "predict",
+        str(b.image),
+        "--run",
+        str(b.run),
+        "--hand",
+        "10,10",
+        "--out",
+        str(t / "o"),
+        "--size",
+        "0",
+    ], ("--size")
+
+
 # eval ----------------------------------------------------------------------------------------------
 @case("label PNG with foreign values", "eval")
 def _(b, t):
@@ -759,6 +780,24 @@ def _(b, t):
     c = copy_clip(b, t / "clip")
     shutil.rmtree(c / "labels")
     return ["eval", "--run", str(b.run), "--data", str(c), "--out", str(t / "m.json"), "--quiet"], "clip"
+
+
+@case("--out is a folder", "eval")
+def _(b, t):
+    return ["eval", "--run", str(b.run), "--data", str(b.clip), "--out", str(t), "--quiet"], str(t)
+
+
+@case("--out inside a file (file-system error)", "eval")
+def _(b, t):
+    (t / "plain.txt").write_text("x")
+    argv = ["eval", "--baseline", "flow", "--threshold", "1", "--data", str(b.clip), "--quiet"]
+    return argv + ["--out", str(t / "plain.txt" / "m.json")], "plain.txt"
+
+
+@case("--threshold nan", "eval")
+def _(b, t):
+    argv = ["eval", "--baseline", "flow", "--threshold", "nan", "--data", str(b.clip), "--quiet"]
+    return argv + ["--out", str(t / "m.json")], "--threshold"
 
 
 # demo ----------------------------------------------------------------------------------------------

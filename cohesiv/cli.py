@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit status (0 ok, 2 bad input, 130 interrupted)."""
+    """Run the command line; return the exit status (0 ok, 2 bad input or a file-system error, 130 interrupted)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "_run", None) is None:
@@ -77,6 +77,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args._run(args) or 0)
     except CohesivError as e:
         print(f"cohesiv {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # the file system refused (permission, disk full, a folder where a file goes)
+        where = " -> ".join(str(f) for f in (e.filename, e.filename2) if f is not None)
+        what = e.strerror or str(e) or type(e).__name__
+        print(f"cohesiv {args.command}: error: {where + ': ' if where else ''}{what}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(

@@ -89,10 +89,19 @@ def _offsets(text: str | None, default: tuple[int, ...]) -> tuple[int, ...]:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate, write ``args.out`` and print the table."""
+    import math
+    from pathlib import Path
+
     from cohesiv.errors import CohesivError
     from cohesiv.eval.driver import format_table, write_metrics
 
     progress = not args.quiet
+    if Path(args.out).is_dir():
+        raise CohesivError(
+            f"--out {args.out} is a folder; give the metrics file to write, e.g. {args.out}/metrics.json"
+        )
+    if args.threshold is not None and not math.isfinite(args.threshold):
+        raise CohesivError(f"--threshold must be a finite number, got {args.threshold}")
     config: dict = {"data": list(args.data)}
     if args.run is not None:
         if args.val or args.threshold is not None:

@@ -100,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.method == "raft" and args.preset is not None:
         raise InputError(None, "--preset applies to --method dis only (RAFT: --raft-model, --raft-iters)")
+    if not (args.alpha >= 0 and args.beta >= 0):  # also refuses NaN
+        raise InputError(None, f"--alpha and --beta must be >= 0, got {args.alpha} and {args.beta}")
     if args.method == "dis" and not args.no_color:
         import torch
 
