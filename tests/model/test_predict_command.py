@@ -121,3 +121,33 @@ def test_predict_user_errors(run_dir, images, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["predict", "--run", str(run_dir), *images, "--hand", "1;2", "--out", str(tmp_path / "o")])
     assert "expected x,y or x,y,side" in capsys.readouterr().err
+
+
+def test_predict_clip_folder_uses_frame_indices(run_dir, tmp_path):
+    clip = tmp_path / "clip"
+    rng = np.random.default_rng(1)
+    for i in range(2):
+        write_image(clip / f"{i:06d}.png", rng.integers(0, 256, (32, 48, 3), dtype=np.uint8))
+    tracks = HandTracks((48, 32), {1: [Hand("r", "right", np.zeros((4, 2)), query=(40.0, 20.0))]})
+    write_hands(tmp_path / "hands.json", tracks)
+    out = tmp_path / "out"
+    assert (
+        main(
+            [
+                "predict",
+                "--run",
+                str(run_dir),
+                str(clip),
+                "--hands",
+                str(tmp_path / "hands.json"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    with np.load(out / "clip_000000_scores.npz") as z:
+        assert z["scores"].shape == (0, 32, 48)  # no hands in frame 0
+    with np.load(out / "clip_000001_scores.npz") as z:
+        assert z["queries"].tolist() == [[40.0, 20.0]]
+    assert not read_label(out / "clip_000000_label.png").any()
