@@ -1,0 +1,28 @@
+"""Hand points: from hands files (keypoints, mesh vertices or boxes) or MediaPipe's hand landmarker.
+
+``HandDetector`` / ``detect_hands`` need the optional ``mediapipe`` package and a model file built
+by ``python -m cohesiv.hands.model_setup``; they are imported lazily so that this package loads
+without MediaPipe.
+"""
+
+from cohesiv.hands.boxes import box_grid_points
+from cohesiv.hands.model_setup import build_hand_model, hand_model_path
+from cohesiv.hands.tracking import Detection, track_hands
+
+__all__ = [
+    "Detection",
+    "HandDetector",
+    "box_grid_points",
+    "build_hand_model",
+    "detect_hands",
+    "hand_model_path",
+    "track_hands",
+]
+
+
+def __getattr__(name: str):
+    if name in ("HandDetector", "detect_hands"):
+        from cohesiv.hands import detector
+
+        return getattr(detector, name)
+    raise AttributeError(f"module 'cohesiv.hands' has no attribute {name!r}")
