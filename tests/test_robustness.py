@@ -203,3 +203,33 @@ def test_cli_module_entry_point_exits_2_on_argparse_errors():
     )
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert "64by64" in p.stderr.strip().splitlines()[-1]
+
+
+# ------------------------------------------------------------------------- run-folder versions
+
+
+def test_run_folder_records_its_format_and_other_formats_are_refused(base, tmp_path):
+    import shutil
+
+    import yaml
+
+    from cohesiv.model.io import RUN_FORMAT, load_run_model, read_run_config
+    from cohesiv.train import read_run_config as read_train_config
+
+    doc = yaml.safe_load((base.run / "config.yaml").read_text())
+    assert doc["run_format"] == RUN_FORMAT and doc["cohesiv_version"]
+    run = shutil.copytree(base.run, tmp_path / "run")
+    # a run written before run_format existed (no key) still loads
+    del doc["run_format"]
+    (run / "config.yaml").write_text(yaml.safe_dump(doc))
+    load_run_model(run)
+    assert read_train_config(run).size == 64
+    for key, value, match in [
+        ("run_format", RUN_FORMAT + 1, f"run format {RUN_FORMAT + 1}"),
+        ("cohesiv_version", "7.2.0", "cohesiv 7.2.0, incompatible"),
+    ]:
+        bad_doc = dict(doc, **{key: value})
+        (run / "config.yaml").write_text(yaml.safe_dump(bad_doc))
+        for reader in (read_run_config, load_run_model, read_train_config):
+            with pytest.raises(InputError, match=f"config.yaml: .*{match}"):
+                reader(run)
