@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 
 from cohesiv.errors import InputError
-from cohesiv.hands.boxes import box_grid_points
 from cohesiv.io.atomic import atomic_write_text
 
 HANDS_VERSION = 1
@@ -165,6 +164,9 @@ def parse_hands(data, path: str | Path | None = None) -> HandTracks:
             if pts is None or (isinstance(pts, list) and not pts and box is not None):
                 if box is None:
                     raise InputError(path, f"{where}: needs 'points' (>= 4) or a 'box'")
+                # imported here: cohesiv.hands imports this module (a top-level import is a cycle)
+                from cohesiv.hands.boxes import box_grid_points
+
                 points = box_grid_points(box)
             else:
                 if not isinstance(pts, list):
