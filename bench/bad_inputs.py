@@ -430,6 +430,15 @@ def _(b, t):
     ], ("hands.json")
 
 
+@case("NaN motion matrix in scene.json (--flow gt)", "pseudolabel")
+def _(b, t):
+    c = copy_clip(b, t / "clip")
+    doc = json.loads((c / "scene.json").read_text())
+    doc["motions"]["camera"]["matrices"][1][0][0] = float("nan")
+    (c / "scene.json").write_text(json.dumps(doc))
+    return ["pseudolabel", str(c), "--flow", "gt", "--out", str(t / "pl"), "--quiet"], "scene.json"
+
+
 @case("corrupt video", "pseudolabel")
 def _(b, t):
     (t / "junk.mp4").write_bytes(np.random.default_rng(1).bytes(3000))

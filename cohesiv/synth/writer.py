@@ -240,6 +240,13 @@ def _motions(path: str, mtime_ns: int, size: int) -> tuple:
         w, h = (int(v) for v in scene["size"])
     except (KeyError, TypeError, ValueError) as e:
         raise InputError(clip_dir / "scene.json", f"malformed scene.json ({e!r})") from None
+    for k, m in mats.items():
+        if m.ndim != 3 or m.shape[1:] != (3, 3) or len(m) < n:
+            raise InputError(
+                clip_dir / "scene.json", f"motion {k!r}: expected {n} 3x3 matrices, got shape {m.shape}"
+            )
+        if not np.isfinite(m).all():
+            raise InputError(clip_dir / "scene.json", f"motion {k!r}: matrices hold NaN or infinite values")
     return n, names, mats, label_motion, (w, h)
 
 
@@ -282,4 +289,9 @@ def exact_flow(clip_dir: str | Path, t: int, s: int) -> np.ndarray:
         motion_map = motion_map_from_labels(label, label_motion, names)
     except ValueError as e:
         raise InputError(label_path, str(e)) from None
-    return flow_between(motion_map, [mats[k][int(t)] for k in names], [mats[k][int(s)] for k in names])
+    flow = flow_between(motion_map, [mats[k][int(t)] for k in names], [mats[k][int(s)] for k in names])
+    if not np.isfinite(flow).all():
+        raise InputError(
+            path, f"exact flow {t} -> {s} is not finite: a motion matrix in scene.json is singular"
+        )
+    return flow
