@@ -279,7 +279,9 @@ def detect_hands(
         model_path: the ``.task`` model (default: :func:`cohesiv.hands.model_setup.hand_model_path`).
         every: process every ``every``-th frame (0, every, 2*every, ...).
         progress: show a progress bar on stderr.
-        max_hands, min_confidence, mirrored: see :class:`HandDetector`.
+        max_hands: most hands per frame (see :class:`HandDetector`).
+        min_confidence: minimum palm-detection score.
+        mirrored: the clip is mirrored (selfie preview): swap MediaPipe's sides.
         detector: a video-mode detector to use (e.g. to read its timing); it is not closed.
             ``model_path``, ``max_hands``, ``min_confidence`` and ``mirrored`` are then ignored.
 

@@ -106,7 +106,9 @@ def track_hands(
     Args:
         frames: frame index -> detections; frames without hands may be absent or empty
             (an empty frame stays in the output as an empty list).
-        max_jump, max_gap, side_penalty: see :func:`link_detections`.
+        max_jump: see :func:`link_detections`.
+        max_gap: see :func:`link_detections`.
+        side_penalty: see :func:`link_detections`.
 
     Returns:
         frame index -> :class:`cohesiv.io.Hand` list, sorted by id. ``side`` is the track's
