@@ -23,6 +23,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -385,6 +386,30 @@ def _(b, t):
 @case("negative consistency tolerance", "flow")
 def _(b, t):
     return ["flow", str(b.clip), "--out", str(t / "f"), "--backward", "--alpha", "-1"], "--alpha"
+
+
+# hands ---------------------------------------------------------------------------------------------
+@case("corrupt video", "hands")
+def _(b, t):
+    (t / "junk.mp4").write_bytes(np.random.default_rng(3).bytes(3000))
+    return ["hands", str(t / "junk.mp4"), "--out", str(t / "h.json")], "junk.mp4"
+
+
+@case("frames change size", "hands")
+def _(b, t):
+    folder = write_size_changing_folder(t / "frames")
+    return ["hands", str(folder), "--out", str(t / "h.json")], "000001.png"
+
+
+@case("model file is not a hand model", "hands")
+def _(b, t):
+    (t / "junk.task").write_bytes(b"not a zip")
+    return ["hands", str(b.clip), "--out", str(t / "h.json"), "--model", str(t / "junk.task")], "junk.task"
+
+
+@case("model file missing", "hands")
+def _(b, t):
+    return ["hands", str(b.clip), "--out", str(t / "h.json"), "--model", str(t / "nope.task")], "nope.task"
 
 
 # pseudolabel ---------------------------------------------------------------------------------------
@@ -841,12 +866,15 @@ class Outcome:
     seconds: float
 
 
+_PROGRESS = re.compile(r"\d+%\|")  # a tqdm progress bar
+
+
 def error_lines(stderr: str) -> list[str]:
-    """The lines of stderr that are not argparse usage, progress bars or [demo] chatter."""
+    """The lines of stderr that are not argparse usage, tqdm progress bars or [demo] chatter."""
     out = []
     for line in stderr.splitlines():
         s = line.strip()
-        if not s or s.startswith(("usage:", "[demo]")) or line.startswith(" "):
+        if not s or s.startswith(("usage:", "[demo]")) or line.startswith(" ") or _PROGRESS.search(s):
             continue
         out.append(s)
     return out
