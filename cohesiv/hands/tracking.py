@@ -4,9 +4,10 @@ Pure functions (no I/O). Linking: frame by frame, detections are matched to the 
 the last ``max_gap`` processed frames by an optimal assignment (Hungarian) on a cost made of
 the box-centre distance (in units of the box size) plus a penalty when the sides differ;
 pairs farther apart than ``max_jump`` are never matched. Naming: each track gets the side
-most of its detections report (weighted by their confidence); a track is called ``"left"`` /
-``"right"`` when no other track of the same side overlaps it in time, otherwise
-``"hand0"``, ``"hand1"``, ... in order of first appearance.
+most of its detections report (weighted by their confidence); then, longest track first, a
+track is called ``"left"`` / ``"right"`` unless a track already called so overlaps it in time
+(tracks of one side that follow each other share the name); the others are ``"hand0"``,
+``"hand1"``, ... in order of first appearance.
 """
 
 from __future__ import annotations
@@ -129,14 +130,15 @@ def track_hands(
         side[k] = None if v["left"] == v["right"] else max(v, key=v.get)
     names: dict[int, str] = {}
     unnamed = []
-    for k in sorted(votes):
+    # longest tracks first: a track takes its side as id unless a track already named so
+    # overlaps it in time (e.g. a one-frame duplicate must not rename a whole clip's hand)
+    for k in sorted(votes, key=lambda k: (-len(span[k]), k)):
         s = side[k]
-        clash = s is None or any(o != k and side[o] == s and span[o] & span[k] for o in votes)
-        if clash:
+        if s is None or any(names.get(o) == s and span[o] & span[k] for o in names):
             unnamed.append(k)
         else:
             names[k] = s
-    for n, k in enumerate(unnamed):
+    for n, k in enumerate(sorted(unnamed)):
         names[k] = f"hand{n}"
     result: dict[int, list[Hand]] = {}
     for t in sorted(frames):

@@ -31,11 +31,15 @@ def test_side_flicker_is_smoothed():
     assert out[3][0].side == "right"
 
 
-def test_same_side_overlapping_tracks_get_numbered_ids():
-    frames = {t: [_det(30, 40, "right"), _det(200, 40, "right")] for t in range(3)}
+def test_same_side_overlapping_tracks_longest_keeps_the_side_name():
+    frames = {t: [_det(30, 40, "right")] + ([_det(200, 40, "right")] if t >= 1 else []) for t in range(4)}
+    frames[4] = [_det(200, 40, "right")]
     out = track_hands(frames)
-    assert [h.id for h in out[0]] == ["hand0", "hand1"]
-    assert [h.box[0] for h in out[2]] == [20.0, 190.0]  # ids follow the positions
+    assert [(h.id, h.box[0]) for h in out[0]] == [("right", 20.0)]
+    assert [(h.id, h.box[0]) for h in out[2]] == [("hand0", 190.0), ("right", 20.0)]  # ids follow positions
+    assert [(h.id, h.box[0]) for h in out[4]] == [("hand0", 190.0)]
+    frames = {t: [_det(30, 40, "right"), _det(200, 40, "right")] for t in range(3)}
+    assert [h.id for h in track_hands(frames)[0]] == ["hand0", "right"]  # tie: first appearance wins
 
 
 def test_gap_and_jump():
