@@ -34,6 +34,12 @@ bad = _load_bench()
 #: Cases left out of the default run (slower; run with -m slow).
 SLOW = {
     ("flow", "frames change size (video)"),
+    ("flow", "truncated .flo file"),
+    ("hands", "frames change size"),
+    ("eval", "--out is a folder"),
+    ("predict", "hands file of another image size"),
+    ("predict", "run of an incompatible version"),
+    ("calibrate", "run of an incompatible version"),
     ("flow", "RAFT weights: truncated file"),
     ("train", "encoder weights: truncated"),
     ("train", "--resume: truncated checkpoints"),
