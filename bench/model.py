@@ -6,7 +6,8 @@ Prints, all measured in the same run (interleaved repeats, median), on the CPU:
    CohesivNet + total_loss vs a bare ``smp.Unet(resnet18, classes=64)`` with an MSE loss (ratio);
 2. predict latency, one 384x288 image with 2 hands: ``Predictor.predict`` (incl. pre/post-processing
    and read-out) vs a bare U-Net forward under no_grad (ratio);
-3. peak memory of each (resident set high-water mark above the state before the measured work, each
+3. the FLOPs of each (torch FlopCounterMode: does not depend on the machine's load);
+4. peak memory of each (resident set high-water mark above the state before the measured work, each
    case in a fresh subprocess).
 
 Usage: .venv/bin/python bench/model.py [--repeats 5] [--threads N]
@@ -110,6 +111,39 @@ def make_case(name: str):
     return fwd
 
 
+def flops() -> dict[str, float]:
+    """GFLOPs (torch FlopCounterMode; independent of machine load) of each case at batch 1.
+
+    Train cases count forward + backward (the optimizer step is not counted); FLOPs grow linearly
+    with the batch, so the train ratios hold for batch 8.
+    """
+    import segmentation_models_pytorch as smp
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from cohesiv.model import CohesivNet, Predictor, total_loss
+
+    batch = {k: v[:1] for k, v in _train_batch(b=1).items()}
+    res = {}
+    net = CohesivNet("resnet18").train()
+    bare = smp.Unet("resnet18", encoder_weights=None, classes=64).train()
+    with FlopCounterMode(display=False) as fc:
+        out = net(batch["images"], batch["points"], batch["point_valid"])
+        total_loss(out, batch)[0].backward()
+    res["train_cohesiv"] = fc.get_total_flops() / 1e9
+    with FlopCounterMode(display=False) as fc:
+        torch.nn.functional.mse_loss(bare(batch["images"]), batch["target"]).backward()
+    res["train_bare"] = fc.get_total_flops() / 1e9
+    image, _ = _image_384x288()
+    pred = Predictor(net.eval(), size=384)
+    with FlopCounterMode(display=False) as fc:
+        pred.predict(image, [(120.0, 200.0), (270.0, 210.0)], ["left", "right"])
+    res["predict_cohesiv"] = fc.get_total_flops() / 1e9
+    with FlopCounterMode(display=False) as fc, torch.no_grad():
+        bare.eval()(torch.randn(1, 3, 288, 384))
+    res["predict_bare"] = fc.get_total_flops() / 1e9
+    return res
+
+
 def _status_mb(field: str) -> float:
     """``VmRSS`` / ``VmHWM`` of this process in MB (Linux /proc/self/status)."""
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -147,6 +181,7 @@ def main() -> None:
     ap.add_argument("--predict-repeats", type=int, default=10, help="timed predictions per case")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
+    ap.add_argument("--flops-only", action="store_true", help="print the FLOP counts and stop")
     ap.add_argument("--memory-child", choices=CASES, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.threads:
@@ -155,6 +190,16 @@ def main() -> None:
         memory_child(args.memory_child)
         return
 
+    fl = flops()
+    print(
+        f"GFLOPs (batch 1; fwd+bwd for train): train cohesiv {fl['train_cohesiv']:.1f} vs bare "
+        f"{fl['train_bare']:.1f} (ratio {fl['train_cohesiv'] / fl['train_bare']:.2f}); predict cohesiv "
+        f"{fl['predict_cohesiv']:.1f} vs bare {fl['predict_bare']:.1f} "
+        f"(ratio {fl['predict_cohesiv'] / fl['predict_bare']:.2f})",
+        flush=True,
+    )
+    if args.flops_only:
+        return
     _, source = _image_384x288()
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, cpu count {os.cpu_count()}, "
