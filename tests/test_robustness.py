@@ -239,3 +239,24 @@ def test_run_folder_records_its_format_and_other_formats_are_refused(base, tmp_p
         for reader in (read_run_config, load_run_model, read_train_config):
             with pytest.raises(InputError, match=f"config.yaml: .*{match}"):
                 reader(run)
+
+
+def test_no_loader_in_the_package_can_unpickle():
+    # every torch.load passes weights_only=True; no pickle / yaml.load / np.load(allow_pickle=True)
+    import ast
+
+    bad_calls = []
+    for path in sorted((REPO / "cohesiv").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not isinstance(node, ast.Call):
+                continue
+            name = ast.unparse(node.func)
+            kw = {k.arg: ast.unparse(k.value) for k in node.keywords}
+            where = f"{path.relative_to(REPO)}:{node.lineno} {name}"
+            if name == "torch.load" and kw.get("weights_only") != "True":
+                bad_calls.append(where)
+            elif name in ("pickle.load", "pickle.loads", "yaml.load", "yaml.unsafe_load", "joblib.load"):
+                bad_calls.append(where)
+            elif name == "np.load" and kw.get("allow_pickle", "False") != "False":
+                bad_calls.append(where)
+    assert bad_calls == []
