@@ -122,6 +122,14 @@ def test_timm_seresnext_layout_matches_features(tmp_path):
     save_file({k: v.contiguous() for k, v in ref.state_dict().items()}, path)
     m = CohesivNet("se_resnext50_32x4d", embed_dim=8, head_dim=8).eval()
     load_encoder_weights(m, path)
+    enc = m.encoder
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
-        torch.testing.assert_close(m.encoder(x)[-1], ref.forward_features(x), rtol=1e-4, atol=1e-4)
+        # the stem (smp's layer0 = pretrainedmodels' conv1/bn1/relu; its max-pool has ceil_mode and
+        # no padding, timm's has padding 1, so the pooled maps differ by design and are not compared)
+        torch.testing.assert_close(enc.layer0(x), ref.act1(ref.bn1(ref.conv1(x))), rtol=1e-4, atol=1e-4)
+        y = torch.randn(1, 64, 16, 16)
+        a, b = y, y
+        for name in ("layer1", "layer2", "layer3", "layer4"):
+            a, b = getattr(enc, name)(a), getattr(ref, name)(b)
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
