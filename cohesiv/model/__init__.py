@@ -5,7 +5,9 @@ local files.
 """
 
 from cohesiv.model.io import (
+    RUN_FORMAT,
     Calibration,
+    check_run_config,
     load_run_model,
     read_calibration,
     read_model_config,
@@ -44,6 +46,7 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "PAPER_ENCODER",
+    "RUN_FORMAT",
     "SIZE_MULTIPLE",
     "Calibration",
     "CohesivLoss",
@@ -55,6 +58,7 @@ __all__ = [
     "Predictor",
     "ResponsibilityLoss",
     "build_loss",
+    "check_run_config",
     "build_model",
     "compose_label",
     "embedding_loss",

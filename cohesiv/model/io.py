@@ -27,6 +27,10 @@ from cohesiv.errors import CohesivError, InputError
 from cohesiv.io.atomic import atomic_path, atomic_write_text
 from cohesiv.model.net import CohesivNet, ModelConfig, build_model
 
+#: Version of the run-folder layout. Readers refuse a run with another ``run_format`` in its
+#: ``config.yaml`` (a run without the key predates it and is read as format 1).
+RUN_FORMAT = 1
+
 CONFIG_FILE = "config.yaml"
 CHECKPOINT_DIR = "checkpoints"
 CALIBRATION_FILE = "calibration.json"
@@ -89,10 +93,47 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+def check_run_config(doc: dict[str, Any], path: str | os.PathLike) -> None:
+    """Refuse a run config written in another run format or by an incompatible cohesiv version.
+
+    Args:
+        doc: the parsed ``config.yaml``; its optional ``run_format`` (int) and ``cohesiv_version``
+            ("X.Y.Z") keys are checked: the format must be :data:`RUN_FORMAT` and the major version
+            must be this cohesiv's.
+        path: the file, for the message.
+
+    Raises:
+        InputError: naming the file, the format or version found and the ones supported.
+    """
+    from cohesiv import __version__
+
+    fmt = doc.get("run_format")
+    if fmt is not None and fmt != RUN_FORMAT:
+        raise InputError(
+            path,
+            f"run format {fmt} is not readable by cohesiv {__version__} (it reads run format {RUN_FORMAT}); "
+            "use the cohesiv version that wrote the run",
+        )
+    ver = doc.get("cohesiv_version")
+    if ver is not None and str(ver).split(".")[0] != __version__.split(".")[0]:
+        raise InputError(
+            path,
+            f"run written by cohesiv {ver}, incompatible with this cohesiv {__version__} (major version differs)",
+        )
+
+
 def read_run_config(run_dir: str | os.PathLike) -> dict[str, Any]:
-    """The run's resolved config (``RUN/config.yaml``) as a dict; ``{}`` when the file is absent."""
+    """The run's resolved config (``RUN/config.yaml``) as a dict; ``{}`` when the file is absent.
+
+    Raises:
+        InputError: unreadable file, or another run format / major version (:func:`check_run_config`).
+    """
     path = Path(run_dir) / CONFIG_FILE
-    return _read_yaml(path) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    doc = _read_yaml(path)
+    check_run_config(doc, path)
+    return doc
 
 
 def read_model_config(run_dir: str | os.PathLike, name: str = "last") -> ModelConfig:

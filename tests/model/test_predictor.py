@@ -236,3 +236,20 @@ def test_unwraps_dataparallel_on_save(tmp_path, model):
     save_run_model(tmp_path, wrapped, CFG)
     m2, _ = load_run_model(tmp_path)
     assert isinstance(m2, CohesivNet)
+
+
+def test_run_format_and_version_checked(tmp_path, model):
+    from cohesiv import __version__
+    from cohesiv.model.io import RUN_FORMAT, read_run_config
+
+    save_run_model(tmp_path, model, CFG)
+    doc = {"model": CFG.to_dict(), "run_format": RUN_FORMAT, "cohesiv_version": __version__}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(doc))
+    assert read_run_config(tmp_path)["run_format"] == RUN_FORMAT
+    load_run_model(tmp_path)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(dict(doc, run_format=RUN_FORMAT + 1)))
+    with pytest.raises(InputError, match=f"config.yaml: run format {RUN_FORMAT + 1} is not readable"):
+        load_run_model(tmp_path)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(dict(doc, cohesiv_version="7.2.0")))
+    with pytest.raises(InputError, match="config.yaml: run written by cohesiv 7.2.0, incompatible"):
+        Predictor.from_run(tmp_path)
