@@ -269,10 +269,10 @@ def _metrics_table(metrics: dict) -> tuple[str, list[str], list[list]]:
 
 def _pictures(out, run, datasets, test_clips, video, video_hands, cfg):
     """Write the report's pictures; return (pseudo-label figs, synthetic prediction figs, video figs)."""
+    from cohesiv.commands.predict import overlay_image
     from cohesiv.io import FrameReader, read_hands, read_image, write_image
     from cohesiv.model import Predictor
     from cohesiv.responsibility.dataset import read_manifest
-    from cohesiv.commands.predict import overlay_image
     from cohesiv.viz import caption, tile
 
     figs = out / "figures"
@@ -303,6 +303,15 @@ def _pictures(out, run, datasets, test_clips, video, video_hands, cfg):
         img = read_image(sorted((clip / "frames").glob("*.png"))[t])
         fig_pred.append((show(img, hands.hands_at(t), clip.name), f"{clip.name} frame {t}"))
 
+    overview_ds = next((Path(d) for d in datasets if Path(d).name == "video"), Path(datasets[0]))
+    man = read_manifest(overview_ds)
+    if man:
+        rec = man[len(man) // 2]
+        path = _overview_picture(overview_ds, rec, predictor, figs / "overview.png")
+        (fig_video if overview_ds.name == "video" else fig_pseudo).insert(
+            0, (path, "overview: frame, flow, responsibility, person/object masks, prediction")
+        )
+
     if video is not None and video_hands is not None:
         with_hands = [t for t in sorted(video_hands.frames) if video_hands.hands_at(t)]
         pick = set(with_hands[:: max(1, len(with_hands) // 4)][:4])
@@ -325,4 +334,33 @@ def _pseudolabel_picture(ds: Path, rec: dict, figs: Path) -> Path:
     pts = [np.asarray(h.get("points", []), np.float32).reshape(-1, 2) for h in rec["hands"]]
     path = figs / f"pseudo_{rec['id']}.png"
     write_image(path, pseudolabel_panel(img, r, person, obj.astype(np.uint8), valid, pts))
+    return path
+
+
+def _overview_picture(ds: Path, rec: dict, predictor, path: Path) -> Path:
+    """One strip: frame, DIS flow to the next frame, responsibility, person/object masks, prediction."""
+    from cohesiv.commands.predict import overlay_image
+    from cohesiv.flow import estimate_flow, flow_to_color
+    from cohesiv.io import FrameReader, read_image, write_image
+    from cohesiv.viz import OBJECT_COLOR, PERSON_COLOR, caption, mask_overlay, responsibility_overlay, tile
+
+    img = read_image(ds / rec["image"])
+    with np.load(ds / rec["sample"]) as z:
+        r = z["responsibility"].astype(np.float32)
+        person = z["person"]
+    obj = ((r[1:].max(0) > 0.5) & (person == 0)).astype(np.uint8)
+    tiles = [caption(img, "frame")]
+    clip = Path(rec["clip"])
+    try:
+        reader = FrameReader(clip)
+        nxt = reader.frame(min(int(rec["frame"]) + 1, len(reader) - 1))
+        tiles.append(caption(np.ascontiguousarray(flow_to_color(estimate_flow(img, nxt))), "flow (DIS)"))
+    except (CohesivError, IndexError, OSError):
+        pass
+    hands = rec["hands"]
+    tiles.append(caption(responsibility_overlay(img, r[1:].max(0)), "responsibility (pseudo-label)"))
+    tiles.append(caption(mask_overlay(img, [person, obj], [PERSON_COLOR, OBJECT_COLOR]), "person / object"))
+    pred = predictor.predict(img, [h["query"] for h in hands], [h.get("side") for h in hands])
+    tiles.append(caption(overlay_image(img, pred), "prediction (image only)"))
+    write_image(path, tile(tiles, cols=len(tiles)))
     return path
