@@ -89,7 +89,7 @@ def _inputs(paths: list[str]):
         yield Path(p).stem, i, read_image(p)
 
 
-def _detector():
+def _detector(video: bool):
     from cohesiv.errors import CohesivError
 
     try:
@@ -100,7 +100,7 @@ def _detector():
             "give query points with --hand x,y or --hands hands.json"
         ) from None
     try:
-        return HandDetector()
+        return HandDetector(video=video)  # VIDEO mode follows hands through a clip; IMAGE mode otherwise
     except CohesivError:
         raise
     except Exception as e:  # noqa: BLE001 - a missing model file / mediapipe is a user environment problem
@@ -145,11 +145,15 @@ def run(args: argparse.Namespace) -> int:
     from cohesiv.errors import InputError
     from cohesiv.io import read_hands, write_image, write_label
     from cohesiv.io.atomic import atomic_path
+    from cohesiv.io.images import IMAGE_SUFFIXES
     from cohesiv.model import Predictor
 
     predictor = Predictor.from_run(args.run, device=args.device, size=args.size, name=args.checkpoint)
     tracks = read_hands(args.hands) if args.hands else None
-    detector = _detector() if args.detect_hands else None
+    is_clip = len(args.images) == 1 and (
+        Path(args.images[0]).is_dir() or Path(args.images[0]).suffix.lower() not in IMAGE_SUFFIXES
+    )
+    detector = _detector(video=is_clip) if args.detect_hands else None
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     n = 0
@@ -187,6 +191,8 @@ def run(args: argparse.Namespace) -> int:
         if not args.no_overlay:
             write_image(out_dir / f"{stem}_overlay.png", overlay_image(image, pred))
         n += 1
+    if detector is not None:
+        detector.close()
     summary = {"images": n, "out": str(out_dir), "mode": predictor.readout_mode}
     print(json.dumps(summary))
     return 0
