@@ -93,7 +93,6 @@ class FrameReader:
         container = self._open_container()
         try:
             stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
             size = None
             for i, frame in enumerate(container.decode(stream)):
                 img = frame.to_ndarray(format="rgb24")

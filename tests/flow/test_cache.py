@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from conftest import textured, translate
+from flow_util import textured, translate
 
 from cohesiv.errors import InputError
 from cohesiv.flow import FlowCache, FlowEstimator

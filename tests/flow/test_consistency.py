@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from conftest import textured
+from flow_util import textured
 
 from cohesiv.flow import FlowEstimator, forward_backward_valid, warp_backward
 

@@ -1,7 +1,7 @@
 import cv2
 import numpy as np
 import pytest
-from conftest import epe, textured, translate
+from flow_util import epe, textured, translate
 
 from cohesiv.flow import DIS_PRESETS, FlowEstimator, estimate_flow
 

@@ -3,7 +3,7 @@ import re
 import numpy as np
 import pytest
 import torch
-from conftest import textured, translate
+from flow_util import textured, translate
 from torchvision.models.optical_flow import raft_large, raft_small
 
 from cohesiv.errors import CohesivError, InputError

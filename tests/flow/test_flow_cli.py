@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import textured, translate
+from flow_util import textured, translate
 from torchvision.utils import flow_to_image
 
 from cohesiv.cli import main
