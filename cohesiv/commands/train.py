@@ -49,6 +49,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--head-dim", type=int, metavar="A", help="query/key head channels (default 64)%(default).0s"
     )
+    g.add_argument(
+        "--plain-embedding",
+        action="store_true",
+        help="the paper's embedding loss: plain dot products, no L2 normalisation or temperature "
+        "(default: normalised, temperature 0.1)",
+    )
+    g.add_argument(
+        "--embedding-temperature",
+        type=float,
+        metavar="T",
+        help="temperature of the normalised embedding loss (default 0.1)",
+    )
     g = p.add_argument_group("optimisation")
     g.add_argument("--size", type=int, help="square crop side, a multiple of 32 (default 256)%(default).0s")
     g.add_argument("--batch", type=int, help="global batch size (default 8)%(default).0s")
@@ -111,6 +123,8 @@ def build_config(args: argparse.Namespace):
             "encoder_weights": args.encoder_weights,
             "embed_dim": args.embed_dim,
             "head_dim": args.head_dim,
+            "normalize_embedding": False if args.plain_embedding else None,
+            "embedding_temperature": 1.0 if args.plain_embedding else args.embedding_temperature,
         }.items()
         if v is not None
     }
