@@ -6,7 +6,6 @@ without MediaPipe.
 """
 
 from cohesiv.hands.boxes import box_grid_points
-from cohesiv.hands.model_setup import build_hand_model, hand_model_path
 from cohesiv.hands.tracking import Detection, track_hands
 
 __all__ = [
@@ -21,8 +20,14 @@ __all__ = [
 
 
 def __getattr__(name: str):
+    # lazy: MediaPipe is optional, and `python -m cohesiv.hands.model_setup` must not find its
+    # module already imported by this package
     if name in ("HandDetector", "detect_hands"):
         from cohesiv.hands import detector
 
         return getattr(detector, name)
+    if name in ("build_hand_model", "hand_model_path"):
+        from cohesiv.hands import model_setup
+
+        return getattr(model_setup, name)
     raise AttributeError(f"module 'cohesiv.hands' has no attribute {name!r}")
