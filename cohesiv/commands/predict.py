@@ -148,6 +148,8 @@ def run(args: argparse.Namespace) -> int:
     from cohesiv.io.images import IMAGE_SUFFIXES
     from cohesiv.model import Predictor
 
+    if args.size is not None and args.size < 32:
+        raise InputError(None, f"--size must be at least 32 (the network's stride), got {args.size}")
     predictor = Predictor.from_run(args.run, device=args.device, size=args.size, name=args.checkpoint)
     tracks = read_hands(args.hands) if args.hands else None
     is_clip = len(args.images) == 1 and (

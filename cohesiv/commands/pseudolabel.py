@@ -92,6 +92,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
 
 
+def _fitting(tracks, clip, hands_path):
+    """Return ``tracks`` after checking that they fit the clip (errors name the hands file)."""
+    from cohesiv.io import FrameReader, check_tracks_match_clip
+
+    reader = FrameReader(clip)
+    check_tracks_match_clip(tracks, reader.size, len(reader), hands_path)
+    return tracks
+
+
 def _hands_for(clip, args, n_clips):
     from pathlib import Path
 
@@ -102,7 +111,7 @@ def _hands_for(clip, args, n_clips):
     if args.hands:
         if n_clips > 1:
             raise CohesivError("--hands FILE works with one clip; put a hands.json inside each clip folder")
-        return read_hands(args.hands)
+        return _fitting(read_hands(args.hands), clip, args.hands)
     if args.detect_hands:
         try:
             from cohesiv.hands import detect_hands
@@ -115,7 +124,7 @@ def _hands_for(clip, args, n_clips):
     cands = [clip / "hands.json"] if clip.is_dir() else [clip.with_name(clip.stem + ".hands.json")]
     for c in cands:
         if c.is_file():
-            return read_hands(c)
+            return _fitting(read_hands(c), clip, c)
     raise InputError(clip, f"no hand points: no {cands[0].name} found; pass --hands FILE or --detect-hands")
 
 

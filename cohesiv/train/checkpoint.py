@@ -101,6 +101,11 @@ def save_checkpoint(
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    # temporaries of a save killed with -9 (its finally never ran); one writer per run folder
+    for stale in folder.glob(".tmp-*"):
+        if stale.name.startswith((".tmp-weights-", ".tmp-optim-", ".tmp-state-")):
+            with suppress(FileNotFoundError):
+                stale.unlink()
     meta = {"step": str(int(step))}
     otensors, oscalars = optimizer_to_flat(optimizer_state)
     doc = dict(state, step=int(step), optimizer=oscalars)

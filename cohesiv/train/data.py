@@ -20,6 +20,8 @@ resize by ``s`` maps ``x`` to ``(x + 0.5) * s - 0.5`` (OpenCV's and ``align_corn
 from __future__ import annotations
 
 import json
+import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,8 +155,9 @@ class PseudoLabelDataset:
                 resp = z["responsibility"].astype(np.float32)
                 person = z["person"].astype(np.uint8)
                 valid = z["valid"].astype(np.uint8) if "valid" in z else np.ones_like(person)
-        except (OSError, KeyError, ValueError) as err:
-            raise InputError(path, f"cannot read pseudo-label sample ({err})") from None
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+            # a truncated or corrupt .npz (e.g. copied while being written)
+            raise InputError(path, f"cannot read pseudo-label sample ({type(err).__name__}: {err})") from None
         h, w = image.shape[:2]
         n = len(e.queries)
         if resp.shape != (n + 1, h, w) or person.shape != (h, w) or valid.shape != (h, w):

@@ -154,7 +154,15 @@ def config_document(cfg: TrainConfig) -> dict[str, Any]:
     """Return the ``config.yaml`` document of a run: version, git SHA, model and training config."""
     train = cfg.to_dict()
     model = train.pop("model")
-    return {"cohesiv_version": __version__, "git_sha": git_sha(), "model": model, "train": train}
+    from cohesiv.model.io import RUN_FORMAT
+
+    return {
+        "cohesiv_version": __version__,
+        "run_format": RUN_FORMAT,
+        "git_sha": git_sha(),
+        "model": model,
+        "train": train,
+    }
 
 
 def read_run_config(run: str | Path) -> TrainConfig:
@@ -164,6 +172,10 @@ def read_run_config(run: str | Path) -> TrainConfig:
         raise CohesivError(f"{run}: not a training run (no config.yaml)")
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if isinstance(doc, dict):
+            from cohesiv.model.io import check_run_config
+
+            check_run_config(doc, path)
         return TrainConfig.from_dict(dict(doc["train"], model=doc["model"]))
     except (yaml.YAMLError, KeyError, TypeError) as e:
         raise CohesivError(f"{path}: cannot read the run config ({e!r})") from None
