@@ -20,7 +20,7 @@ from cohesiv.errors import InputError
 from cohesiv.io import read_flo, read_hands, read_label, write_flo, write_hands, write_label
 from cohesiv.io.hands import HandTracks, parse_hands
 
-FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 # ------------------------------------------------------------------------------------- hands files
 

@@ -40,6 +40,11 @@ SLOW = {
     ("predict", "hands file of another image size"),
     ("predict", "run of an incompatible version"),
     ("calibrate", "run of an incompatible version"),
+    ("predict", "truncated weights"),
+    ("predict", "--size 0"),
+    ("flow", "negative consistency tolerance"),
+    ("hands", "model file missing"),
+    ("eval", "--threshold nan"),
     ("flow", "RAFT weights: truncated file"),
     ("train", "encoder weights: truncated"),
     ("train", "--resume: truncated checkpoints"),
@@ -81,7 +86,7 @@ def _case(command, name):
 @pytest.mark.parametrize(
     "command,name",
     [
-        ("predict", "weights file is a malicious pickle"),
+        pytest.param("predict", "weights file is a malicious pickle", marks=pytest.mark.slow),
         pytest.param("flow", "corrupt video (random bytes)", marks=pytest.mark.slow),
         pytest.param("train", "encoder weights: malicious pickle", marks=pytest.mark.slow),
     ],
