@@ -269,11 +269,10 @@ def _metrics_table(metrics: dict) -> tuple[str, list[str], list[list]]:
 
 def _pictures(out, run, datasets, test_clips, video, video_hands, cfg):
     """Write the report's pictures; return (pseudo-label figs, synthetic prediction figs, video figs)."""
-    from cohesiv.commands.predict import overlay_image
     from cohesiv.io import FrameReader, read_hands, read_image, write_image
     from cohesiv.model import Predictor
     from cohesiv.responsibility.dataset import read_manifest
-    from cohesiv.viz import caption, tile
+    from cohesiv.viz import caption, label_overlay, tile
 
     figs = out / "figures"
     fig_pseudo, fig_pred, fig_video = [], [], []
@@ -292,7 +291,7 @@ def _pictures(out, run, datasets, test_clips, video, video_hands, cfg):
 
     def show(image, hands, name):
         pred = predictor.predict(image, [h.query for h in hands], [h.side for h in hands])
-        over = overlay_image(image, pred)
+        over = label_overlay(image, pred.label, pred.queries, pred.sides)
         path = figs / f"pred_{name}.png"
         write_image(path, tile([caption(image, "input"), caption(over, "prediction")], cols=2))
         return path
@@ -339,10 +338,17 @@ def _pseudolabel_picture(ds: Path, rec: dict, figs: Path) -> Path:
 
 def _overview_picture(ds: Path, rec: dict, predictor, path: Path) -> Path:
     """One strip: frame, DIS flow to the next frame, responsibility, person/object masks, prediction."""
-    from cohesiv.commands.predict import overlay_image
     from cohesiv.flow import estimate_flow, flow_to_color
     from cohesiv.io import FrameReader, read_image, write_image
-    from cohesiv.viz import OBJECT_COLOR, PERSON_COLOR, caption, mask_overlay, responsibility_overlay, tile
+    from cohesiv.viz import (
+        OBJECT_COLOR,
+        PERSON_COLOR,
+        caption,
+        label_overlay,
+        mask_overlay,
+        responsibility_overlay,
+        tile,
+    )
 
     img = read_image(ds / rec["image"])
     with np.load(ds / rec["sample"]) as z:
@@ -361,6 +367,6 @@ def _overview_picture(ds: Path, rec: dict, predictor, path: Path) -> Path:
     tiles.append(caption(responsibility_overlay(img, r[1:].max(0)), "responsibility (pseudo-label)"))
     tiles.append(caption(mask_overlay(img, [person, obj], [PERSON_COLOR, OBJECT_COLOR]), "person / object"))
     pred = predictor.predict(img, [h["query"] for h in hands], [h.get("side") for h in hands])
-    tiles.append(caption(overlay_image(img, pred), "prediction (image only)"))
+    tiles.append(caption(label_overlay(img, pred.label, pred.queries, pred.sides), "prediction (image only)"))
     write_image(path, tile(tiles, cols=len(tiles)))
     return path

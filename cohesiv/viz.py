@@ -223,3 +223,39 @@ def pseudolabel_panel(
             t = np.where(((np.asarray(valid) == 0) & hatch)[..., None], t // 3, t).astype(np.uint8)
         tiles.append(caption(t, " + ".join(names) + (" (hatched: invalid)" if valid is not None else "")))
     return tile(tiles, cols=min(3, len(tiles)))
+
+
+#: RGB colours of EgoHOS labels 1..5 in prediction overlays.
+LABEL_COLORS = {
+    1: (230, 25, 75),  # left hand: red
+    2: (0, 130, 200),  # right hand: blue
+    3: (255, 200, 0),  # object of the left hand: yellow
+    4: (60, 220, 75),  # object of the right hand: green
+    5: (245, 130, 48),  # object of both hands: orange
+}
+
+
+def label_overlay(
+    image: np.ndarray,
+    label: np.ndarray,
+    queries: Sequence[Sequence[float]] = (),
+    sides: Sequence[str | None] = (),
+) -> np.ndarray:
+    """EgoHOS labels in colour over the image (:data:`LABEL_COLORS`), with the query points.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 RGB.
+        label: ``(H, W)`` EgoHOS labels (0 background, 1/2 left/right hand, 3/4/5 objects).
+        queries: ``(x, y)`` query points, drawn in their hand's colour.
+        sides: side per query ("left" draws in the left-hand colour, anything else right).
+
+    Returns:
+        ``(H, W, 3)`` uint8 RGB.
+    """
+    values = sorted(LABEL_COLORS)
+    out = mask_overlay(image, [np.asarray(label) == v for v in values], [LABEL_COLORS[v] for v in values])
+    for q, side in zip(queries, sides):
+        out = draw_points(
+            out, np.asarray(q, np.float32)[None], LABEL_COLORS[1 if side == "left" else 2], radius=3
+        )
+    return out

@@ -21,15 +21,6 @@ Sides: as seen in the (non-mirrored) image; an unknown side is taken from the im
 The read-out uses the run's calibration.json (cohesiv calibrate); without it, a documented fallback
 (see cohesiv.model.predictor)."""
 
-#: RGB colours of EgoHOS labels 1..5 in the overlay.
-LABEL_COLORS = {
-    1: (230, 25, 75),  # left hand: red
-    2: (0, 130, 200),  # right hand: blue
-    3: (255, 200, 0),  # object of the left hand: yellow
-    4: (60, 220, 75),  # object of the right hand: green
-    5: (245, 130, 48),  # object of both hands: orange
-}
-
 
 def _hand_arg(text: str) -> tuple[float, float, str | None]:
     parts = [p.strip() for p in text.split(",")]
@@ -119,20 +110,6 @@ def _queries_of(hands) -> tuple[list[tuple[float, float]], list[str | None]]:
     return qs, sides
 
 
-def overlay_image(image, pred):
-    """The overlay picture of a :class:`~cohesiv.model.Prediction`: label colours and query points."""
-    import numpy as np
-
-    from cohesiv.viz import draw_points, mask_overlay
-
-    labels = sorted(LABEL_COLORS)
-    masks = [pred.label == v for v in labels]
-    out = mask_overlay(image, masks, [LABEL_COLORS[v] for v in labels], alpha=0.5)
-    for q, side in zip(pred.queries, pred.sides):
-        out = draw_points(out, np.asarray(q)[None], LABEL_COLORS[1 if side == "left" else 2], radius=3)
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
     """Predict and write label, scores and overlay files for every image; return 0."""
     import json
@@ -147,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
     from cohesiv.io.atomic import atomic_path
     from cohesiv.io.images import IMAGE_SUFFIXES
     from cohesiv.model import Predictor
+    from cohesiv.viz import label_overlay
 
     if args.size is not None and args.size < 32:
         raise InputError(None, f"--size must be at least 32 (the network's stride), got {args.size}")
@@ -191,7 +169,9 @@ def run(args: argparse.Namespace) -> int:
                     mode=np.array(pred.mode),
                 )
         if not args.no_overlay:
-            write_image(out_dir / f"{stem}_overlay.png", overlay_image(image, pred))
+            write_image(
+                out_dir / f"{stem}_overlay.png", label_overlay(image, pred.label, pred.queries, pred.sides)
+            )
         n += 1
     if detector is not None:
         detector.close()
