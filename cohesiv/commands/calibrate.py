@@ -9,8 +9,12 @@ DESCRIPTION = """\
 Compute the person and object prototypes of a trained run (mean embedding at --samples random
 person pixels and as many object pixels of its pseudo-labels; 500 in the paper) and grid-search the
 read-out thresholds tau_h, tau_o, tau_r on labeled validation clips (folders with frames/, labels/
-and hands.json; only labeled frames count), maximising the All (or Pair) mIoU. The result is written
-to RUN/calibration.json, which 'cohesiv predict' and 'cohesiv eval' use.
+and hands.json; only labeled frames count), maximising the All (or Pair) mIoU. Then, with those
+fixed, it tries growing each hand mask into the connected pixels the embedding calls person (tau_g;
+recovers forearms that move unlike the hand when the run was trained on pseudo-labels made with
+'cohesiv pseudolabel --forearm') and keeps it only if it raises that mIoU by at least half a point
+(--no-grow: never). The result is written to RUN/calibration.json, which 'cohesiv predict' and
+'cohesiv eval' use.
 
   cohesiv calibrate --run runs/r1 --val val/clip1 val/clip2
   cohesiv calibrate --run runs/r1 --val val/clip1 --data other_pseudolabels --objective Pair
@@ -40,6 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--device", help="cpu, cuda, ... (default cpu)%(default).0s")
     p.add_argument("--seed", type=int, default=0, help="seed of the pixel draw")
+    p.add_argument("--no-grow", action="store_true", help="do not try the hand-growing read-out (tau_g)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -59,12 +64,14 @@ def run(args: argparse.Namespace) -> int:
         size=args.size,
         device=args.device,
         seed=args.seed,
+        grow=not args.no_grow,
         progress=not args.no_progress,
     )
     t = doc["thresholds"]
     m = doc["val_metrics"]
     print(
-        f"{args.run}/calibration.json: tau_h={t['tau_h']:g} tau_o={t['tau_o']:g} tau_r={t['tau_r']:g}; "
+        f"{args.run}/calibration.json: tau_h={t['tau_h']:g} tau_o={t['tau_o']:g} tau_r={t['tau_r']:g} "
+        f"tau_g={'off' if t.get('tau_g') is None else format(t['tau_g'], 'g')}; "
         f"validation mIoU All {m['All']['mIoU']:.1f} Pair {m['Pair']['mIoU']:.1f} "
         f"Hand {m['Hand']['mIoU']:.1f} Obj {m['Obj']['mIoU']:.1f} ({m['n_images']} images, {m['n_hands']} hands)"
     )

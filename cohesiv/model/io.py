@@ -35,6 +35,8 @@ CONFIG_FILE = "config.yaml"
 CHECKPOINT_DIR = "checkpoints"
 CALIBRATION_FILE = "calibration.json"
 THRESHOLD_NAMES = ("tau_h", "tau_o", "tau_r")
+#: Optional thresholds (absent: that step of the read-out is off): ``tau_g`` grows hands through person pixels.
+OPTIONAL_THRESHOLD_NAMES = ("tau_g",)
 PROTOTYPE_NAMES = ("person", "object")
 
 
@@ -225,7 +227,7 @@ class Calibration:
 
     Attributes:
         prototypes: ``{"person": (F,), "object": (F,)}`` float32 mean embeddings, or None.
-        thresholds: ``{"tau_h", "tau_o", "tau_r"}`` floats, or None.
+        thresholds: ``{"tau_h", "tau_o", "tau_r"}`` floats (and ``"tau_g"`` when hand growing is on), or None.
     """
 
     prototypes: dict[str, np.ndarray] | None
@@ -264,7 +266,8 @@ def read_calibration(run_dir: str | os.PathLike) -> Calibration | None:
         if not isinstance(ths, dict) or any(k not in ths for k in THRESHOLD_NAMES):
             raise InputError(path, f"'thresholds' must have keys {list(THRESHOLD_NAMES)}")
         try:
-            ths = {k: float(ths[k]) for k in THRESHOLD_NAMES}
+            names = THRESHOLD_NAMES + tuple(k for k in OPTIONAL_THRESHOLD_NAMES if ths.get(k) is not None)
+            ths = {k: float(ths[k]) for k in names}
         except (TypeError, ValueError):
             raise InputError(path, "'thresholds' must be numbers") from None
     return Calibration(protos, ths)
@@ -281,7 +284,7 @@ def write_calibration(
     Args:
         run_dir: the run folder.
         prototypes: ``{"person": (F,), "object": (F,)}`` arrays/lists, or None.
-        thresholds: ``{"tau_h", "tau_o", "tau_r"}``, or None.
+        thresholds: ``{"tau_h", "tau_o", "tau_r"}`` (optionally ``"tau_g"``), or None.
         **extra: other JSON-able entries (e.g. the grid-search scores, the number of samples).
 
     Returns:
@@ -300,7 +303,15 @@ def write_calibration(
             for k in PROTOTYPE_NAMES
         }
     )
-    doc["thresholds"] = None if thresholds is None else {k: float(thresholds[k]) for k in THRESHOLD_NAMES}
+    doc["thresholds"] = (
+        None
+        if thresholds is None
+        else {
+            k: float(thresholds[k])
+            for k in THRESHOLD_NAMES + OPTIONAL_THRESHOLD_NAMES
+            if thresholds.get(k) is not None
+        }
+    )
     path = Path(run_dir) / CALIBRATION_FILE
     atomic_write_text(path, json.dumps(doc, indent=1))
     return path

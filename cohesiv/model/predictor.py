@@ -10,7 +10,9 @@ Read-out, per query k (``S_k`` the score map, ``Z`` the embedding):
 
 * calibrated (prototypes and thresholds from ``cohesiv calibrate``):
   hand_k = cos(Z, z_person) > tau_h AND S_k > tau_r; object_k = cos(Z, z_object) > tau_o AND
-  S_k > tau_r AND NOT hand_k;
+  S_k > tau_r AND NOT hand_k; when the calibration also chose ``tau_g`` (beyond [C], see
+  :func:`grow_hands`), each hand then grows into the connected person pixels cos(Z, z_person) > tau_g
+  it touches (the forearm, which often moves unlike the hand and so has a low S_k);
 * prototypes without thresholds: S_k > 0.5, split into hand/object by the closer prototype;
 * no calibration at all: the person prototype is the mean embedding at the query points (queries lie
   on hands); hand_k = cos(Z, z_query) > 0.5 AND S_k > 0.5; object_k = S_k > 0.5 AND NOT hand_k;
@@ -31,6 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -159,6 +162,47 @@ def readout(
     return hand, obj
 
 
+def grow_hands(
+    hand: np.ndarray, obj: np.ndarray, scores: np.ndarray, person_sim: np.ndarray, tau_g: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Grow each hand mask into the connected person-like pixels it touches (beyond [C]).
+
+    The score S_k follows motion, so it is low on parts of the arm that move unlike the hand (a
+    forearm turning about the elbow). The embedding knows them as person when training used a
+    forearm-aware person mask. Each connected component (8-neighbourhood) of ``person_sim > tau_g``
+    that touches ``hand_k`` is added to it; a pixel claimed by several hands goes to the one with
+    the highest score there. Person pixels are then removed from every object mask.
+
+    Args:
+        hand: ``(K, H, W)`` bool/{0, 1} hand masks of :func:`readout`.
+        obj: ``(K, H, W)`` object masks.
+        scores: ``(K, H, W)`` S_k.
+        person_sim: ``(H, W)`` cosine similarity to the person prototype.
+        tau_g: person-similarity threshold of the grown region.
+
+    Returns:
+        ``(hand, obj)`` ``(K, H, W)`` bool, disjoint for each k.
+    """
+    hand = np.asarray(hand, bool)
+    obj = np.asarray(obj, bool)
+    k = len(hand)
+    if k == 0:
+        return hand, obj
+    region = (np.asarray(person_sim) > tau_g) | hand.any(0)
+    n, comp = cv2.connectedComponents(region.astype(np.uint8), connectivity=8)
+    claims = np.zeros((k, n), bool)  # claims[i, c]: hand i touches component c
+    for i in range(k):
+        claims[i, np.unique(comp[hand[i]])] = True
+    claims[:, 0] = False  # label 0 is outside the region
+    claimed = claims[:, comp]  # (K, H, W)
+    contested = claimed.sum(0) > 1
+    if contested.any():
+        best = np.argmax(np.where(claimed, np.asarray(scores), -np.inf), axis=0)
+        claimed &= ~contested[None] | (np.arange(k)[:, None, None] == best[None])
+    grown = hand | claimed
+    return grown, obj & ~grown.any(0)[None]
+
+
 def _pad_to_multiple(x: torch.Tensor, multiple: int = SIZE_MULTIPLE) -> torch.Tensor:
     """Pad ``(B, C, H, W)`` at the bottom and right to multiples of ``multiple`` (reflect, else replicate)."""
     h, w = x.shape[-2:]
@@ -176,7 +220,8 @@ class Predictor:
         model: a trained :class:`~cohesiv.model.CohesivNet`. Moved to ``device`` if one is given; its
             train/eval mode is restored after every call.
         prototypes: ``{"person": (F,), "object": (F,)}`` mean embeddings (from calibration), or None.
-        thresholds: ``{"tau_h", "tau_o", "tau_r"}`` (from calibration), or None.
+        thresholds: ``{"tau_h", "tau_o", "tau_r"}`` (from calibration), optionally with ``"tau_g"``
+            (:func:`grow_hands`), or None.
         size: the longer image side fed to the network (the image is resized; the outputs are at the
             original size), or None to keep the image size.
         device: torch device, default the model's.
@@ -215,6 +260,10 @@ class Predictor:
             self.prototypes = F.normalize(p, dim=1).to(self.device)
         self.thresholds = (
             None if thresholds is None else {k: float(thresholds[k]) for k in DEFAULT_THRESHOLDS}
+        )
+        #: threshold of :func:`grow_hands` (None: off); only used with calibrated thresholds.
+        self.tau_g = (
+            None if thresholds is None or thresholds.get("tau_g") is None else float(thresholds["tau_g"])
         )
 
     @classmethod
@@ -365,8 +414,16 @@ class Predictor:
             maps = maps[0]
             scores_o, person_sim, object_sim = maps[:k].clamp(0, 1), maps[k], maps[k + 1]
             hand, obj = readout(scores_o, person_sim, object_sim, self.thresholds, mode)
-            hand_np = hand.cpu().numpy().astype(np.uint8)
-            obj_np = obj.cpu().numpy().astype(np.uint8)
+            hand_np, obj_np = hand.cpu().numpy(), obj.cpu().numpy()
+            if self.tau_g is not None and mode == "calibrated":
+                hand_np, obj_np = grow_hands(
+                    hand_np,
+                    obj_np,
+                    scores_o.float().cpu().numpy(),
+                    person_sim.float().cpu().numpy(),
+                    self.tau_g,
+                )
+            hand_np, obj_np = hand_np.astype(np.uint8), obj_np.astype(np.uint8)
             return Prediction(
                 hand_masks=hand_np,
                 object_masks=obj_np,

@@ -12,6 +12,9 @@
   Z and S are computed once per image; every threshold triple is scored at once from 3-D histograms
   of the quantised maps (:func:`readout_counts`), so the search costs one pass over the pixels per image
   plus ``O(G_h G_o G_r)``.
+* **Hand growing** (beyond [C]): with those thresholds fixed, ``tau_g`` of
+  :func:`cohesiv.model.predictor.grow_hands` is chosen on the same frames (:func:`search_growth`) and
+  kept only when it raises the objective by at least half a point.
 
 The result goes to ``RUN/calibration.json`` (through :func:`cohesiv.model.io.write_calibration`):
 ``{"prototypes": {"person", "object"}, "thresholds": {"tau_h", "tau_o", "tau_r"}, "val_metrics": ...,
@@ -34,6 +37,8 @@ from cohesiv.train.data import PseudoLabelDataset
 GRID_H = tuple(np.round(np.arange(-0.5, 0.951, 0.05), 3).tolist())
 GRID_O = GRID_H
 GRID_R = tuple(np.round(np.arange(0.05, 0.951, 0.05), 3).tolist())
+#: Candidate hand-growing thresholds tau_g (cosine similarity to the person prototype).
+GRID_G = tuple(np.round(np.arange(0.3, 0.951, 0.05), 3).tolist())
 OBJECTIVES = ("All", "Pair")
 
 
@@ -354,7 +359,7 @@ def frame_metrics(frames: Sequence[ValFrame], thresholds: dict[str, float]) -> d
     import torch
 
     from cohesiv.eval.metrics import HOSMeter
-    from cohesiv.model.predictor import readout
+    from cohesiv.model.predictor import grow_hands, readout
 
     meter = HOSMeter()
     for f in frames:
@@ -365,8 +370,41 @@ def frame_metrics(frames: Sequence[ValFrame], thresholds: dict[str, float]) -> d
             thresholds,
             "calibrated",
         )
-        meter.add(f.label, f.sides, f.queries, hand.numpy(), obj.numpy())
+        hand, obj = hand.numpy(), obj.numpy()
+        if thresholds.get("tau_g") is not None:
+            hand, obj = grow_hands(hand, obj, f.scores, f.person_sim, thresholds["tau_g"])
+        meter.add(f.label, f.sides, f.queries, hand, obj)
     return meter.result()
+
+
+def search_growth(
+    frames: Sequence[ValFrame],
+    thresholds: dict[str, float],
+    objective: str = "All",
+    grid_g: Sequence[float] = GRID_G,
+    min_gain: float = 0.5,
+) -> tuple[float | None, dict[str, float]]:
+    """Choose the hand-growing threshold ``tau_g`` (:func:`cohesiv.model.predictor.grow_hands`), or none.
+
+    Args:
+        frames: validation maps.
+        thresholds: the calibrated ``{"tau_h", "tau_o", "tau_r"}`` (kept fixed).
+        objective: task whose mIoU decides.
+        grid_g: candidate thresholds.
+        min_gain: growing is switched on only when it raises the objective's mIoU by at least this
+            many points (so that a run whose embedding does not know arms keeps the plain read-out).
+
+    Returns:
+        ``(tau_g or None, {"off" or str(tau_g): objective mIoU})``.
+    """
+    base = {k: thresholds[k] for k in ("tau_h", "tau_o", "tau_r")}
+    scores = {"off": float(frame_metrics(frames, base)[objective]["mIoU"])}
+    for g in grid_g:
+        scores[f"{g:g}"] = float(frame_metrics(frames, dict(base, tau_g=float(g)))[objective]["mIoU"])
+    best_key = max((k for k in scores if k != "off"), key=scores.__getitem__, default=None)
+    if best_key is None or scores[best_key] < scores["off"] + min_gain:
+        return None, scores
+    return float(best_key), scores
 
 
 def search_thresholds(
@@ -412,6 +450,7 @@ def calibrate_run(
     size: int | None = None,
     device: str | None = None,
     seed: int = 0,
+    grow: bool = True,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Compute the prototypes and thresholds of a run and write ``RUN/calibration.json``.
@@ -425,6 +464,8 @@ def calibrate_run(
         size: longer image side fed to the network (default: the run's training size).
         device: torch device (default CPU).
         seed: seeds the pixel draw.
+        grow: also try the hand-growing read-out (``tau_g``, :func:`search_growth`) and keep it
+            when it helps on the validation clips.
         progress: progress bars on stderr.
 
     Returns:
@@ -449,6 +490,10 @@ def calibrate_run(
     predictor = Predictor(model, prototypes=protos, size=size, device=device)
     frames = collect_val_frames(predictor, val_clips, progress=progress)
     thresholds, best = search_thresholds(frames, objective)
+    tau_g, growth = search_growth(frames, thresholds, objective) if grow else (None, {})
+    if tau_g is not None:
+        thresholds = dict(thresholds, tau_g=tau_g)
+        best = growth[f"{tau_g:g}"]
     metrics = frame_metrics(frames, thresholds)
     doc = {
         "objective": objective,
@@ -459,6 +504,7 @@ def calibrate_run(
         "samples": used,
         "size": size,
         "grid": {"tau_h": list(GRID_H), "tau_o": list(GRID_O), "tau_r": list(GRID_R)},
+        "growth": growth,
     }
     write_calibration(run, protos, thresholds, **doc)
     return dict(doc, prototypes={k: v.tolist() for k, v in protos.items()}, thresholds=thresholds)

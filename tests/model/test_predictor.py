@@ -253,3 +253,71 @@ def test_run_format_and_version_checked(tmp_path, model):
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(dict(doc, cohesiv_version="7.2.0")))
     with pytest.raises(InputError, match="config.yaml: run written by cohesiv 7.2.0, incompatible"):
         Predictor.from_run(tmp_path)
+
+
+# ------------------------------------------------------------------------------- hand growing
+
+
+def test_grow_hands_adds_the_connected_forearm_only():
+    from cohesiv.model.predictor import grow_hands
+
+    h, w = 20, 30
+    hand = np.zeros((1, h, w), bool)
+    hand[0, 2:6, 4:10] = True  # the hand, where S is high
+    obj = np.zeros((1, h, w), bool)
+    obj[0, 2:6, 10:14] = True  # its object
+    person = np.full((h, w), -0.5, np.float32)
+    person[2:6, 4:10] = 0.9
+    person[6:20, 5:9] = 0.8  # forearm below the hand, connected
+    person[10:14, 20:25] = 0.8  # person-like blob elsewhere, not connected
+    person[3, 10] = 0.8  # one object pixel that looks like person, connected through the hand
+    scores = np.where(hand, 0.9, 0.1).astype(np.float32)
+    g, o = grow_hands(hand, obj, scores, person, tau_g=0.5)
+    expect = hand[0] | (person > 0.5)
+    expect[10:14, 20:25] = False
+    assert np.array_equal(g[0], expect)
+    assert not (g & o).any() and o[0, 2:6, 10:14].sum() == 16 - 1
+    # a higher threshold than the forearm keeps the hand as it was
+    g2, o2 = grow_hands(hand, obj, scores, person, tau_g=0.85)
+    assert np.array_equal(g2, hand) and np.array_equal(o2, obj)
+
+
+def test_grow_hands_splits_a_shared_region_by_score():
+    from cohesiv.model.predictor import grow_hands
+
+    h, w = 10, 20
+    hand = np.zeros((2, h, w), bool)
+    hand[0, 4:6, 1:3] = True
+    hand[1, 4:6, 17:19] = True
+    person = np.full((h, w), 0.9, np.float32)  # one region joins both hands
+    scores = np.zeros((2, h, w), np.float32)
+    scores[0, :, :10] = 0.6
+    scores[1, :, 10:] = 0.6
+    g, _ = grow_hands(hand, np.zeros_like(hand), scores, person, tau_g=0.5)
+    assert not (g[0] & g[1]).any()
+    assert g[0, :, :10].all() and g[1, :, 10:].all()
+    # no hand: nothing to grow
+    e, _ = grow_hands(np.zeros((0, h, w), bool), np.zeros((0, h, w), bool), scores[:0], person, 0.5)
+    assert e.shape == (0, h, w)
+
+
+def test_predictor_applies_tau_g_from_the_calibration(tmp_path):
+    torch.manual_seed(0)
+    net = build_model(CFG).eval()
+    with torch.no_grad():  # S = 1 everywhere: the read-out is decided by the prototypes
+        for head in (net.query_head, net.key_head):
+            head[-1].weight.zero_()
+            head[-1].bias.fill_(1.0)
+    rng = np.random.default_rng(1)
+    protos = {"person": rng.normal(size=8), "object": rng.normal(size=8)}
+    ths = {"tau_h": 0.3, "tau_o": 0.1, "tau_r": 0.5}
+    write_calibration(tmp_path, protos, dict(ths, tau_g=-1.0))
+    assert read_calibration(tmp_path).thresholds == dict(ths, tau_g=-1.0)
+    image = _image()
+    plain = Predictor(net, prototypes=protos, thresholds=ths).predict(image, [(20, 20)], ["left"])
+    grown = Predictor(net, prototypes=protos, thresholds=dict(ths, tau_g=-1.0)).predict(
+        image, [(20, 20)], ["left"]
+    )
+    assert 0 < plain.hand_masks.mean() < 1
+    # tau_g = -1: every pixel is person-like, so the hand grows to the whole image
+    assert grown.hand_masks.all() and not grown.object_masks.any()

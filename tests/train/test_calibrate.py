@@ -158,3 +158,30 @@ def test_calibrate_command_end_to_end(tmp_path):
     assert pred.readout_mode == "calibrated"
     # a missing validation clip is a one-line error
     assert main(["calibrate", "--run", str(tmp_path / "run"), "--val", str(tmp_path / "nope")]) == 2
+
+
+def _forearm_frame():
+    """A hand whose forearm has a low score but looks like person: growing recovers it."""
+    label = np.zeros((24, 24), np.uint8)
+    label[4:10, 6:12] = LEFT_HAND
+    label[10:24, 7:11] = LEFT_HAND  # forearm to the border
+    person = np.where(label == LEFT_HAND, 0.8, -0.2).astype(np.float32)
+    obj = np.full(label.shape, -0.3, np.float32)
+    s = np.zeros((1, 24, 24), np.float32)
+    s[0, 4:10, 6:12] = 0.9  # S only on the hand
+    return ValFrame(label, s, person, obj, ["left"], [(8.0, 6.0)])
+
+
+def test_search_growth_switches_on_only_when_it_helps():
+    from cohesiv.train.calibrate import search_growth
+
+    frames = [_forearm_frame()]
+    th, best = search_thresholds(frames, "Pair")
+    assert best == pytest.approx(100.0 * 36 / 92)
+    tau_g, scores = search_growth(frames, th, "Pair", grid_g=[0.5, 0.9])
+    assert tau_g == 0.5 and scores["0.5"] == pytest.approx(100.0) and scores["0.9"] == scores["off"]
+    assert frame_metrics(frames, dict(th, tau_g=0.5))["Hand"]["mIoU"] == pytest.approx(100.0)
+    # on the frame of the other tests growing changes nothing: it stays off
+    plain = [_frame()]
+    th2, _ = search_thresholds(plain, "Pair")
+    assert search_growth(plain, th2, "Pair", grid_g=[0.5])[0] is None
