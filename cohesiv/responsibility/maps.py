@@ -19,10 +19,12 @@ origin at the centre of the top-left pixel. Responsibilities ``(N+1, H, W)`` flo
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+import cv2
 import numpy as np
 
 from cohesiv._checks import check_shape
@@ -45,38 +47,54 @@ CAMERA_SAMPLES = 1500
 CAMERA_MIN_POINTS = 50
 
 
-def _distances_np(flow: np.ndarray, homographies: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+@functools.lru_cache(maxsize=4)
+def _pixel_grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Read-only ``(H, W)`` float32 x and y coordinates of the pixel centres (built once per size)."""
+    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    xs.flags.writeable = False
+    ys.flags.writeable = False
+    return xs, ys
+
+
+def _distances_np(
+    flow: np.ndarray, homographies: np.ndarray, out: np.ndarray | None = None, clamp: bool = True
+) -> np.ndarray:
+    """``(K, H, W)`` float32 distances (see :func:`homography_distances`) into ``out``.
+
+    With ``clamp=False`` finite distances above :data:`MAX_DISTANCE` are left as they are
+    (softmax callers clamp only where it matters, see :func:`_softmax_terms`).
+    """
     _, h, w = flow.shape
-    xs = np.arange(w, dtype=np.float32)
-    ys = np.arange(h, dtype=np.float32)[:, None]
+    gx, gy = _pixel_grid(h, w)
     if out is None:
         out = np.empty((len(homographies), h, w), np.float32)
-    tx = xs + flow[0]  # where the flow sends each pixel
-    ty = ys + flow[1]
+    tx = np.add(gx, flow[0])  # where the flow sends each pixel
+    ty = np.add(gy, flow[1])
+    px, py, wz = np.empty_like(tx), np.empty_like(tx), np.empty_like(tx)
     corners = np.array([[0, 0, 1], [w - 1, 0, 1], [0, h - 1, 1], [w - 1, h - 1, 1]], np.float64)
-    for k, m64 in enumerate(np.asarray(homographies, np.float64)):
-        m = m64.astype(np.float32)
+    for k, m in enumerate(np.asarray(homographies, np.float64)):
         # w(x) is linear: positive at the four corners means positive on the whole image
-        safe = bool(((corners @ m64[2]) > 1e-6).all())
-        # each row of M x~ is (a x + c) + b y: one full-size pass per row
-        wz = (m[2, 0] * xs + m[2, 2]) + m[2, 1] * ys
+        safe = bool(((corners @ m[2]) > 1e-6).all())
+        # each row of M x~ is a x + b y + c: one OpenCV pass over the pixel grid
+        cv2.addWeighted(gx, m[2, 0], gy, m[2, 1], m[2, 2], dst=wz)
         if not safe:
             bad = wz <= 1e-8
             wz[bad] = 1.0
-        px = (m[0, 0] * xs + m[0, 2]) + m[0, 1] * ys
+        cv2.addWeighted(gx, m[0, 0], gy, m[0, 1], m[0, 2], dst=px)
         np.divide(px, wz, out=px)
         np.subtract(tx, px, out=px)
-        py = (m[1, 0] * xs + m[1, 2]) + m[1, 1] * ys
+        cv2.addWeighted(gx, m[1, 0], gy, m[1, 1], m[1, 2], dst=py)
         np.divide(py, wz, out=py)
         np.subtract(ty, py, out=py)
-        px *= px
+        px *= px  # not cv2.magnitude: its result depends on the buffers' alignment (1 ulp)
         py *= py
         px += py
         d = np.sqrt(px, out=out[k])
         if not safe:
             d[bad] = MAX_DISTANCE
             np.nan_to_num(d, copy=False, nan=MAX_DISTANCE, posinf=MAX_DISTANCE)
-        np.minimum(d, MAX_DISTANCE, out=d)
+        if clamp:
+            np.minimum(d, MAX_DISTANCE, out=d)
     return out
 
 
@@ -112,28 +130,40 @@ def homography_distances(
     return d
 
 
+def _softmax_terms(distances: np.ndarray, temperature: float, clamp: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Unnormalised softmax of ``(C, H, W)`` float32 distances: ``(e (C, H, W), total (H, W))``.
+
+    ``softmax(-d / t) = e / total``. Fast path: ``e = exp(-d / t)`` with OpenCV's vectorised exp
+    and ``total = e.sum(0)``; pixels where every term underflows (``total < 1e-30``, all
+    distances above ~70 t) are recomputed stabilised by their smallest distance (after clamping
+    the distances to :data:`MAX_DISTANCE` when ``clamp``). One channel gives ones.
+    """
+    d = distances
+    if d.shape[0] == 1:
+        return np.ones_like(d), np.ones_like(d[0])
+    e = np.multiply(d, np.float32(-1.0 / temperature))
+    flat = e.reshape(1, -1)
+    cv2.exp(flat, flat)
+    total = e[0].copy()
+    for c in range(1, e.shape[0]):
+        total += e[c]
+    if total.min() < 1e-30:  # rare: one reduction instead of a mask on every call
+        tiny = total < 1e-30
+        dt = np.minimum(d[:, tiny], MAX_DISTANCE) if clamp else d[:, tiny]
+        et = np.exp((dt.min(0) - dt) / np.float32(temperature))
+        e[:, tiny] = et
+        total[tiny] = et.sum(0)
+    return e, total
+
+
 def soft_assignment(distances: np.ndarray, temperature: float) -> np.ndarray:
     """``softmax(-d / t)`` over the first axis of ``(C, H, W)`` float32 distances.
 
     Fast path: ``exp(-d / t)`` with OpenCV's vectorised exp, normalised; pixels where every term
-    underflows (all distances above ~80 t) are recomputed stabilised by their minimum distance.
+    underflows (all distances above ~70 t) are recomputed stabilised by their minimum distance.
     """
-    import cv2
-
     d = np.ascontiguousarray(distances, dtype=np.float32)
-    if d.shape[0] == 1:
-        return np.ones_like(d)
-    e = np.empty_like(d)
-    cv2.exp((d * np.float32(-1.0 / temperature)).reshape(1, -1), e.reshape(1, -1))
-    total = e[0].copy()
-    for c in range(1, e.shape[0]):
-        total += e[c]
-    tiny = total < 1e-30
-    if tiny.any():
-        dt = d[:, tiny]
-        et = np.exp((dt.min(0) - dt) / np.float32(temperature))
-        e[:, tiny] = et
-        total[tiny] = et.sum(0)
+    e, total = _softmax_terms(d, temperature, clamp=False)
     np.reciprocal(total, out=total)
     e *= total
     return e
@@ -216,6 +246,21 @@ def responsibility_maps(
     Raises:
         ValueError: bad shapes, ``temperature <= 0`` or unknown ``background``/``method``.
     """
+    flow_np, (h, w) = _check_args(flow, valid, temperature, background)
+    e, total, channels, info = _offset_terms(
+        flow_np, hand_points, temperature, background, valid, method, threshold, hand_regions
+    )
+    np.reciprocal(total, out=total)
+    e *= total
+    if len(channels) == len(hand_points) + 1:
+        return e, info
+    r = np.zeros((len(hand_points) + 1, h, w), dtype=np.float32)
+    r[channels] = e
+    return r, info
+
+
+def _check_args(flow, valid, temperature: float, background: str) -> tuple[np.ndarray, tuple[int, int]]:
+    """Validate the arguments of one offset; return the flow as contiguous float32 NumPy and ``(H, W)``."""
     if background not in BACKGROUNDS:
         raise ValueError(f"background must be one of {BACKGROUNDS}, got {background!r}")
     if not temperature > 0:
@@ -226,7 +271,28 @@ def responsibility_maps(
     h, w = sizes["H"], sizes["W"]
     if valid is not None:
         check_shape(valid, f"{h},{w}", "valid")
+    return flow_np, (h, w)
 
+
+def _offset_terms(
+    flow_np: np.ndarray,
+    hand_points: Sequence[np.ndarray],
+    temperature: float,
+    background: str,
+    valid: np.ndarray | None,
+    method: str,
+    threshold: float,
+    hand_regions: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, list[int], dict]:
+    """Fits and unnormalised softmax of one offset (see :func:`responsibility_maps`).
+
+    Returns:
+        ``(e, total, channels, info)``: ``e`` ``(C, H, W)`` float32 with ``e / total`` the
+        responsibilities of the background and the fitted hands, ``channels`` their channel
+        numbers in ``R`` (0 for the background, ``k + 1`` for hand k), ``info`` as
+        :func:`responsibility_maps` returns it.
+    """
+    _, h, w = flow_np.shape
     homs: list[np.ndarray | None] = []
     reasons: list[str | None] = []
     for pts in hand_points:
@@ -247,22 +313,17 @@ def responsibility_maps(
     mats += [m for m in homs if m is not None]
     n_fit = sum(fitted)
     d = np.empty((1 + n_fit, h, w), np.float32)  # background, then the fitted hands
+    # distances above MAX_DISTANCE are clamped only where the softmax needs it (_softmax_terms)
     if camera is not None:
-        _distances_np(flow_np, np.stack(mats), out=d)
+        _distances_np(flow_np, np.stack(mats), out=d, clamp=False)
     else:
-        np.sqrt(flow_np[0] ** 2 + flow_np[1] ** 2, out=d[0])
-        np.minimum(d[0], MAX_DISTANCE, out=d[0])
+        np.multiply(flow_np[0], flow_np[0], out=d[0])
+        d[0] += flow_np[1] * flow_np[1]
+        np.sqrt(d[0], out=d[0])
         if n_fit:
-            _distances_np(flow_np, np.stack(mats), out=d[1:])
-    probs = soft_assignment(d, temperature)
-    if n_fit == len(hand_points):
-        r = probs
-    else:
-        r = np.zeros((len(hand_points) + 1, h, w), dtype=np.float32)
-        r[0] = probs[0]
-        idx = [k + 1 for k, f in enumerate(fitted) if f]
-        if idx:
-            r[idx] = probs[1:]
+            _distances_np(flow_np, np.stack(mats), out=d[1:], clamp=False)
+    e, total = _softmax_terms(d, temperature, clamp=True)
+    channels = [0] + [k + 1 for k, f in enumerate(fitted) if f]
     info = {
         "fitted": fitted,
         "reasons": reasons,
@@ -271,7 +332,7 @@ def responsibility_maps(
         "camera": camera,
         "camera_fallback": camera_fallback,
     }
-    return r, info
+    return e, total, channels, info
 
 
 def averaged_responsibility(
@@ -321,34 +382,36 @@ def averaged_responsibility(
     if hand_regions is None and background == "homography":
         hand_regions = hull_mask(hand_points, (w, h))
     n_off = len(offsets)
-    weights: dict[int, np.ndarray | float] = {k: 1.0 / n_off for k in offsets}  # plain mean ([C])
+    # weight of offset k at each pixel: 1 / n_off ([C]), or 1 / (number of valid offsets) where
+    # the flow is valid (uint8 mask; the plain mean where no offset is valid)
+    inv: np.ndarray | np.float32 = np.float32(1.0 / n_off)
+    masks: dict[int, np.ndarray | None] = {k: None for k in offsets}
     valid_out = np.ones((h, w), np.uint8)
     if valids is not None:
-        vs = {k: (np.asarray(valids[k]) != 0) for k in offsets}
-        count = np.zeros((h, w), np.float32)
+        vs = {k: (np.asarray(valids[k]) != 0).view(np.uint8) for k in offsets}
+        count = np.zeros((h, w), np.uint8)
         for k in offsets:
             count += vs[k]
-        none = count == 0  # no valid offset: plain mean there
-        inv = np.float32(1.0) / np.where(none, np.float32(n_off), count)
-        weights = {k: np.where(vs[k] | none, inv, np.float32(0)) for k in offsets}
-        valid_out = (2 * count >= n_off).astype(np.uint8)
+        none = (count == 0).view(np.uint8)  # no valid offset: plain mean there
+        inv = np.float32(1.0) / np.where(none, np.float32(n_off), count.astype(np.float32))
+        masks = {k: vs[k] | none for k in offsets}
+        valid_out = (2 * count.astype(np.int32) >= n_off).astype(np.uint8)
     acc = np.zeros((len(hand_points) + 1, h, w), np.float32)
     fitted_offsets: list[list[int]] = [[] for _ in hand_points]
     dropped: Counter = Counter()
     fallbacks = []
     for k in offsets:
-        r, info = responsibility_maps(
-            flows[k],
-            hand_points,
-            temperature=temperature,
-            background=background,
-            valid=None if valids is None else valids[k],
-            method=method,
-            threshold=threshold,
-            hand_regions=hand_regions,
+        valid = None if valids is None else valids[k]
+        flow_np, _ = _check_args(flows[k], valid, temperature, background)
+        e, total, channels, info = _offset_terms(
+            flow_np, hand_points, temperature, background, valid, method, threshold, hand_regions
         )
-        r *= weights[k]
-        acc += r
+        scale = np.divide(inv, total, out=total)  # weight / sum of the exp terms
+        for c, ch in enumerate(channels):  # acc[ch] += e[c] * scale where the mask allows
+            if masks[k] is None:
+                cv2.accumulateProduct(e[c], scale, acc[ch])
+            else:
+                cv2.accumulateProduct(e[c], scale, acc[ch], mask=masks[k])
         for j, f in enumerate(info["fitted"]):
             if f:
                 fitted_offsets[j].append(k)
