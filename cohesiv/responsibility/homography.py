@@ -8,6 +8,8 @@ frame t+k. A homography ``M`` maps homogeneous points of frame t to frame t+k:
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from cohesiv._checks import check_shape
@@ -53,13 +55,13 @@ def sample_bilinear(image: np.ndarray, points: np.ndarray) -> np.ndarray:
     y0 = np.minimum(np.floor(y).astype(np.int64), max(h - 2, 0))
     x1 = np.minimum(x0 + 1, w - 1)
     y1 = np.minimum(y0 + 1, h - 1)
-    fx = (x - x0)[:, None]
-    fy = (y - y0)[:, None]
-    img = image.reshape(c, h, w)
-    v00, v01 = img[:, y0, x0].T, img[:, y0, x1].T
-    v10, v11 = img[:, y1, x0].T, img[:, y1, x1].T
-    out = (v00 * (1 - fx) + v01 * fx) * (1 - fy) + (v10 * (1 - fx) + v11 * fx) * fy
-    return out.astype(np.float32)
+    fx = x - x0
+    fy = y - y0
+    # the four neighbours in one gather: (C, 4, N), cast to float64 like the weights
+    v = np.asarray(image)[:, np.stack([y0, y0, y1, y1]), np.stack([x0, x1, x0, x1])].astype(np.float64)
+    gx = 1 - fx
+    out = (v[:, 0] * gx + v[:, 1] * fx) * (1 - fy) + (v[:, 2] * gx + v[:, 3] * fx) * fy
+    return out.T.astype(np.float32)
 
 
 def usable_point_pairs(
@@ -85,7 +87,7 @@ def usable_point_pairs(
     inside &= np.isfinite(pts).all(1)
     pts = pts[inside]
     if valid is not None and len(pts):
-        v = sample_bilinear(np.asarray(valid, dtype=np.float32)[None], pts)[:, 0]
+        v = sample_bilinear(np.asarray(valid)[None], pts)[:, 0]  # gathers 4N values, converts those
         pts = pts[v > 0.999]  # all four neighbours valid
     if not len(pts):
         return np.zeros((0, 2)), np.zeros((0, 2))
@@ -99,13 +101,25 @@ def point_spread(points: np.ndarray) -> tuple[float, float]:
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     if len(pts) < 2:
         return 0.0, 0.0
-    s = np.linalg.svd(pts - pts.mean(0), compute_uv=False) / np.sqrt(len(pts))
-    return float(s[0]), float(s[-1]) if len(s) > 1 else 0.0
+    # eigenvalues of the 2x2 covariance in closed form (the squared singular values / N)
+    d = pts - pts.mean(0)
+    (a, b), (_, c) = (d.T @ d / len(pts)).tolist()
+    major = (a + c) / 2 + math.hypot((a - c) / 2, b)
+    minor = (a * c - b * b) / major if major > 0 else 0.0
+    return math.sqrt(max(major, 0.0)), math.sqrt(max(minor, 0.0))
 
 
 def _apply(m: np.ndarray, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     q = pts @ m[:, :2].T + m[:, 2]
     return q[:, :2] / q[:, 2:], q[:, 2]
+
+
+def _singular_values_2x2(m: np.ndarray) -> tuple[float, float]:
+    """Singular values (largest first) of a 2x2 matrix in closed form (no LAPACK call)."""
+    (a, b), (c, d) = m.tolist()
+    q = math.hypot((a + d) / 2, (c - b) / 2)
+    r = math.hypot((a - d) / 2, (c + b) / 2)
+    return q + r, abs(q - r)
 
 
 def check_homography(m: np.ndarray | None, src: np.ndarray) -> str | None:
@@ -126,11 +140,11 @@ def check_homography(m: np.ndarray | None, src: np.ndarray) -> str | None:
     wc = m[2, 0] * c[0] + m[2, 1] * c[1] + 1.0
     pc = (m[:2, :2] @ c + m[:2, 2]) / wc
     jac = (m[:2, :2] - np.outer(pc, m[2, :2])) / wc  # d proj / d x at the centroid
-    sv = np.linalg.svd(jac, compute_uv=False)
-    det = sv[0] * sv[1]
-    if not np.isfinite(sv).all() or sv[1] <= 1e-9:
+    s0, s1 = _singular_values_2x2(jac)
+    det = s0 * s1
+    if not (math.isfinite(s0) and math.isfinite(s1)) or s1 <= 1e-9:
         return DISTORTING
-    if det > MAX_AREA_CHANGE or det < 1.0 / MAX_AREA_CHANGE or sv[0] / sv[1] > MAX_ANISOTROPY:
+    if det > MAX_AREA_CHANGE or det < 1.0 / MAX_AREA_CHANGE or s0 / s1 > MAX_ANISOTROPY:
         return DISTORTING
     return None
 
