@@ -65,8 +65,8 @@ def sample_bilinear(image: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 
 def usable_point_pairs(
-    points: np.ndarray, flow: np.ndarray, valid: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+    points: np.ndarray, flow: np.ndarray, valid: np.ndarray | None = None, return_index: bool = False
+) -> tuple[np.ndarray, ...]:
     """Return the point correspondences ``P -> P + O(P)`` usable for a homography fit.
 
     Points outside the image, or on pixels where ``valid`` is 0 at any of the four bilinear
@@ -76,24 +76,30 @@ def usable_point_pairs(
         points: ``(N, 2)`` ``(x, y)`` pixels in frame t.
         flow: ``(2, H, W)`` float32 flow from frame t to frame t+k.
         valid: optional ``(H, W)`` bool/{0, 1} forward–backward validity of ``flow``.
+        return_index: also return the indices in ``points`` of the ``M`` kept points (callers
+            pass the points of several hands at once and split the pairs by these).
 
     Returns:
-        ``(src (M, 2), dst (M, 2))`` float64 with ``M <= N``.
+        ``(src (M, 2), dst (M, 2))`` float64 with ``M <= N`` (in the order of ``points``), and
+        ``index (M,)`` int64 with ``return_index``.
     """
     check_shape(flow, "2,H,W", "flow")
     _, h, w = flow.shape
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     inside = (pts[:, 0] >= 0) & (pts[:, 0] <= w - 1) & (pts[:, 1] >= 0) & (pts[:, 1] <= h - 1)
     inside &= np.isfinite(pts).all(1)
-    pts = pts[inside]
-    if valid is not None and len(pts):
-        v = sample_bilinear(np.asarray(valid)[None], pts)[:, 0]  # gathers 4N values, converts those
-        pts = pts[v > 0.999]  # all four neighbours valid
-    if not len(pts):
-        return np.zeros((0, 2)), np.zeros((0, 2))
-    o = sample_bilinear(flow, pts).astype(np.float64)
+    index = np.flatnonzero(inside)
+    if valid is not None and len(index):
+        v = sample_bilinear(np.asarray(valid)[None], pts[index])[:, 0]  # gathers 4N values only
+        index = index[v > 0.999]  # all four neighbours valid
+    if not len(index):
+        empty = (np.zeros((0, 2)), np.zeros((0, 2)))
+        return (*empty, index) if return_index else empty
+    o = sample_bilinear(flow, pts[index]).astype(np.float64)
     ok = np.isfinite(o).all(1)
-    return pts[ok], pts[ok] + o[ok]
+    src, index = pts[index[ok]], index[ok]
+    pairs = (src, src + o[ok])
+    return (*pairs, index) if return_index else pairs
 
 
 def point_spread(points: np.ndarray) -> tuple[float, float]:

@@ -295,8 +295,16 @@ def _offset_terms(
     _, h, w = flow_np.shape
     homs: list[np.ndarray | None] = []
     reasons: list[str | None] = []
-    for pts in hand_points:
-        src, dst = usable_point_pairs(pts, flow_np, valid)
+    # the points of all hands sampled at once, then split by hand
+    pts_all = [np.asarray(p, np.float64).reshape(-1, 2) for p in hand_points]
+    hand_of = np.repeat(np.arange(len(pts_all)), [len(p) for p in pts_all])
+    src_all, dst_all, index = usable_point_pairs(
+        np.concatenate(pts_all) if pts_all else np.zeros((0, 2)), flow_np, valid, return_index=True
+    )
+    hand_of = hand_of[index]
+    for k in range(len(pts_all)):
+        mine = hand_of == k
+        src, dst = src_all[mine], dst_all[mine]
         m, reason = fit_homography_checked(src, dst, method=method, threshold=threshold)
         homs.append(m)
         reasons.append(reason)
