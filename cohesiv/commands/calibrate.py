@@ -16,8 +16,12 @@ recovers forearms that move unlike the hand when the run was trained on pseudo-l
 (--no-grow: never). The result is written to RUN/calibration.json, which 'cohesiv predict' and
 'cohesiv eval' use.
 
+Without --val (no labeled clip at all) only the prototypes are computed; prediction then splits
+S_k > 0.5 into hand and object by the closer prototype.
+
   cohesiv calibrate --run runs/r1 --val val/clip1 val/clip2
   cohesiv calibrate --run runs/r1 --val val/clip1 --data other_pseudolabels --objective Pair
+  cohesiv calibrate --run runs/r1                       # no labels: prototypes only
 """
 
 
@@ -27,7 +31,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--run", required=True, metavar="RUN", help="run folder written by 'cohesiv train'%(default).0s"
     )
     p.add_argument(
-        "--val", nargs="+", required=True, metavar="CLIP", help="labeled validation clip folders%(default).0s"
+        "--val",
+        nargs="+",
+        default=[],
+        metavar="CLIP",
+        help="labeled validation clip folders (none: prototypes only)%(default).0s",
     )
     p.add_argument(
         "--data",
@@ -68,6 +76,12 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     t = doc["thresholds"]
+    if t is None:
+        print(
+            f"{args.run}/calibration.json: prototypes from {sum(doc['samples'].values())} pseudo-label pixels; "
+            "no thresholds (no --val): prediction uses the nearest-prototype read-out"
+        )
+        return 0
     m = doc["val_metrics"]
     print(
         f"{args.run}/calibration.json: tau_h={t['tau_h']:g} tau_o={t['tau_o']:g} tau_r={t['tau_r']:g} "

@@ -457,7 +457,8 @@ def calibrate_run(
 
     Args:
         run: the run folder (trained by ``cohesiv train``).
-        val_clips: labeled validation clip folders.
+        val_clips: labeled validation clip folders; empty: compute the prototypes only (no thresholds;
+            the predictor then uses its nearest-prototype read-out, S_k > 0.5 split by the closer prototype).
         data: pseudo-label datasets for the prototypes (default: the run's training datasets).
         samples: pixels per class for the prototypes (500 as in the paper).
         objective: "All" or "Pair" mIoU to maximise.
@@ -477,8 +478,6 @@ def calibrate_run(
 
     run = Path(run)
     cfg = read_run_config(run)
-    if not val_clips:
-        raise CohesivError("no validation clips given (--val)")
     datasets = [str(p) for p in (data or cfg.data)]
     ds = PseudoLabelDataset(datasets)
     model, _ = load_run_model(run, device=device)
@@ -487,6 +486,10 @@ def calibrate_run(
     protos, used = sample_prototypes(
         base, ds, samples=samples, object_threshold=cfg.object_threshold, seed=seed, progress=progress
     )
+    if not val_clips:  # no labels at all: prototypes only (the predictor's nearest-prototype read-out)
+        doc = {"prototype_data": datasets, "samples": used, "size": size, "val_clips": []}
+        write_calibration(run, protos, None, **doc)
+        return dict(doc, prototypes={k: v.tolist() for k, v in protos.items()}, thresholds=None)
     predictor = Predictor(model, prototypes=protos, size=size, device=device)
     frames = collect_val_frames(predictor, val_clips, progress=progress)
     thresholds, best = search_thresholds(frames, objective)

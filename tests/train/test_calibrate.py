@@ -151,13 +151,19 @@ def test_calibrate_command_end_to_end(tmp_path):
     )
     assert rc == 0
     doc = json.loads((tmp_path / "run" / "calibration.json").read_text())
-    assert set(doc["thresholds"]) == {"tau_h", "tau_o", "tau_r"} and len(doc["prototypes"]["person"]) == 8
+    assert {"tau_h", "tau_o", "tau_r"} <= set(doc["thresholds"]) <= {"tau_h", "tau_o", "tau_r", "tau_g"}
+    assert len(doc["prototypes"]["person"]) == 8 and "off" in doc["growth"]
     assert doc["val_metrics"]["n_images"] == 2 and doc["samples"] == {"person": 40, "object": 40}
     assert doc["objective_mIoU"] == pytest.approx(doc["val_metrics"]["All"]["mIoU"])
     pred = Predictor.from_run(tmp_path / "run")
     assert pred.readout_mode == "calibrated"
     # a missing validation clip is a one-line error
     assert main(["calibrate", "--run", str(tmp_path / "run"), "--val", str(tmp_path / "nope")]) == 2
+    # no labeled clips at all: prototypes only, and the predictor splits by the closer prototype
+    assert main(["calibrate", "--run", str(tmp_path / "run"), "--samples", "40", "--no-progress"]) == 0
+    doc = json.loads((tmp_path / "run" / "calibration.json").read_text())
+    assert doc["thresholds"] is None and len(doc["prototypes"]["object"]) == 8
+    assert Predictor.from_run(tmp_path / "run").readout_mode == "nearest-prototype"
 
 
 def _forearm_frame():
