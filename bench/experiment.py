@@ -13,12 +13,15 @@ then prints one table (mIoU %, All / Pair / Hand / Obj) with training times.
 
   .venv/bin/python bench/experiment.py --work /tmp/cohesiv-exp            # everything
   .venv/bin/python bench/experiment.py --work /tmp/cohesiv-exp --variants full
+  .venv/bin/python bench/experiment.py --work /tmp/cohesiv-exp --variants full --forearm --tag -fa \
+      --train-args "--steps 600 --size 128"
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import subprocess
 import sys
 import time
@@ -55,6 +58,14 @@ def main() -> None:
     ap.add_argument("--train-size", type=int, default=160)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument(
+        "--forearm",
+        action="store_true",
+        help="pseudo-labels with the forearm band in the person mask (pseudolabel --forearm; own dataset folder)",
+    )
+    ap.add_argument("--train-args", default="", help="extra 'cohesiv train' options for every variant")
+    ap.add_argument("--calibrate-args", default="", help="extra 'cohesiv calibrate' options")
+    ap.add_argument("--tag", default="", help="suffix of the run folders (to keep several configurations)")
     a = ap.parse_args()
     w = a.work
     w.mkdir(parents=True, exist_ok=True)
@@ -79,12 +90,14 @@ def main() -> None:
             ],
             log,
         )
+    pseudo = w / ("pseudo-forearm" if a.forearm else "pseudo")
     times["pseudolabel"] = sh(
         [
             "pseudolabel",
             *sorted(str(c) for c in (w / "train").glob("clip_*")),
+            *(["--forearm"] if a.forearm else []),
             "--out",
-            str(w / "pseudo"),
+            str(pseudo),
             "--background",
             "homography",
             "--offsets",
@@ -97,13 +110,13 @@ def main() -> None:
 
     results: dict[str, dict] = {}
     for name in a.variants.split(","):
-        run = w / f"run-{name}"
+        run = w / f"run-{name}{a.tag}"
         if not (run / "metrics.json").exists():
             times[f"train {name}"] = sh(
                 [
                     "train",
                     "--data",
-                    str(w / "pseudo"),
+                    str(pseudo),
                     "--out",
                     str(run),
                     "--steps",
@@ -117,10 +130,15 @@ def main() -> None:
                     "--no-progress",
                     *(["--resume"] if (run / "config.yaml").exists() else []),
                     *VARIANTS[name],
+                    *shlex.split(a.train_args),
                 ],
                 log,
             )
-            sh(["calibrate", "--run", str(run), "--val", str(w / "val"), "--no-progress"], log)
+            sh(
+                ["calibrate", "--run", str(run), "--val", str(w / "val"), "--no-progress"]
+                + shlex.split(a.calibrate_args),
+                log,
+            )
             sh(
                 ["eval", "--run", str(run), "--data", str(w / "test"), "--out", str(run / "metrics.json")],
                 log,
@@ -150,6 +168,9 @@ def main() -> None:
     print(
         f"\nSynthetic experiment in {w}: {a.train_clips} train / {a.val_clips} val / {a.test_clips} test clips, "
         f"{a.frames} frames at {a.size}; training {a.steps} steps at {a.train_size}, batch {a.batch}, CPU"
+        + (", pseudolabel --forearm" if a.forearm else "")
+        + (f", train {a.train_args}" if a.train_args else "")
+        + (f", calibrate {a.calibrate_args}" if a.calibrate_args else "")
     )
     print(f"{'method':34s} {'All':>6s} {'Pair':>6s} {'Hand':>6s} {'Obj':>6s} {'FOR':>6s} {'images':>7s}")
     for name, m in results.items():
