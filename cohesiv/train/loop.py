@@ -382,7 +382,7 @@ def _train(cfg, ctx, resume, loss_fn, progress, stop_after, build_model) -> Trai
         persistent_workers=False,
     )
     bar = tqdm(
-        total=total, initial=step, disable=not (progress and ctx.is_main), file=sys.stderr, dynamic_ncols=True,
+        total=total, initial=step, disable=None if (progress and ctx.is_main) else True, file=sys.stderr, dynamic_ncols=True,
         desc="train", unit="step",
     )  # fmt: skip
     history: list[tuple[int, float]] = []
