@@ -19,7 +19,6 @@ origin at the centre of the top-left pixel. Responsibilities ``(N+1, H, W)`` flo
 
 from __future__ import annotations
 
-import functools
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
@@ -28,6 +27,7 @@ import cv2
 import numpy as np
 
 from cohesiv._checks import check_shape
+from cohesiv.flow.consistency import pixel_grid
 from cohesiv.responsibility.homography import (
     check_homography,
     fit_homography_checked,
@@ -47,15 +47,6 @@ CAMERA_SAMPLES = 1500
 CAMERA_MIN_POINTS = 50
 
 
-@functools.lru_cache(maxsize=4)
-def _pixel_grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    """Read-only ``(H, W)`` float32 x and y coordinates of the pixel centres (built once per size)."""
-    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    xs.flags.writeable = False
-    ys.flags.writeable = False
-    return xs, ys
-
-
 def _distances_np(
     flow: np.ndarray, homographies: np.ndarray, out: np.ndarray | None = None, clamp: bool = True
 ) -> np.ndarray:
@@ -65,7 +56,7 @@ def _distances_np(
     (softmax callers clamp only where it matters, see :func:`_softmax_terms`).
     """
     _, h, w = flow.shape
-    gx, gy = _pixel_grid(h, w)
+    gx, gy = pixel_grid(h, w)
     if out is None:
         out = np.empty((len(homographies), h, w), np.float32)
     tx = np.add(gx, flow[0])  # where the flow sends each pixel
