@@ -376,7 +376,16 @@ def quantize(responsibility: np.ndarray) -> np.ndarray:
     r = np.asarray(responsibility, np.float32) * np.float32(RESPONSIBILITY_STEPS)
     np.round(r, out=r)
     r *= np.float32(1.0 / RESPONSIBILITY_STEPS)
-    return r.astype(np.float16)
+    if not r.size or not (r.min() >= 0 and r.max() <= 1):  # (NaN fails both tests)
+        return r.astype(np.float16)
+    # k / 2048 in [0, 1] is a normal float16 (or 0) whose mantissa fits in 10 bits: its float16
+    # bits are its float32 bits shifted by 13 with the exponent rebiased (127 -> 15), exactly
+    # what astype(float16) gives, ~8x faster (NumPy's cast is not vectorised)
+    bits = r.view(np.int32)
+    bits >>= 13
+    bits -= (127 - 15) << 10
+    np.maximum(bits, 0, out=bits)  # 0.0 (bits 0) went negative
+    return bits.astype(np.uint16).view(np.float16)
 
 
 def save_npz(path: str | Path, level: int = 1, stored: Collection[str] = (), **arrays: np.ndarray) -> None:
