@@ -135,8 +135,8 @@ def _softmax_terms(distances: np.ndarray, temperature: float, clamp: bool) -> tu
     e = np.multiply(d, np.float32(-1.0 / temperature))
     flat = e.reshape(1, -1)
     cv2.exp(flat, flat)
-    total = e[0].copy()
-    for c in range(1, e.shape[0]):
+    total = np.add(e[0], e[1])
+    for c in range(2, e.shape[0]):
         total += e[c]
     if total.min() < 1e-30:  # rare: one reduction instead of a mask on every call
         tiny = total < 1e-30
@@ -372,10 +372,12 @@ def averaged_responsibility(
         ``"camera_fallbacks"`` (offsets where the camera fit fell back to static).
 
     Raises:
-        ValueError: no flows, or bad shapes.
+        ValueError: no flows, more than 255, or bad shapes.
     """
     if not flows:
         raise ValueError("averaged_responsibility needs at least one offset's flow")
+    if len(flows) > 255:
+        raise ValueError(f"averaged_responsibility takes at most 255 offsets, got {len(flows)}")
     offsets = sorted(flows)
     h, w = np.asarray(flows[offsets[0]]).shape[-2:]
     if hand_regions is None and background == "homography":
@@ -388,13 +390,16 @@ def averaged_responsibility(
     valid_out = np.ones((h, w), np.uint8)
     if valids is not None:
         vs = {k: (np.asarray(valids[k]) != 0).view(np.uint8) for k in offsets}
-        count = np.zeros((h, w), np.uint8)
+        count = np.zeros((h, w), np.uint8)  # valid offsets per pixel (at most 255 offsets)
         for k in offsets:
             count += vs[k]
         none = (count == 0).view(np.uint8)  # no valid offset: plain mean there
-        inv = np.float32(1.0) / np.where(none, np.float32(n_off), count.astype(np.float32))
+        table = np.zeros(256, np.float32)  # count -> 1 / count (1 / n_off for count 0)
+        table[1 : n_off + 1] = np.float32(1.0) / np.arange(1, n_off + 1, dtype=np.float32)
+        table[0] = np.float32(1.0) / np.float32(n_off)
+        inv = cv2.LUT(count, table)
         masks = {k: vs[k] | none for k in offsets}
-        valid_out = (2 * count.astype(np.int32) >= n_off).astype(np.uint8)
+        valid_out = (count >= (n_off + 1) // 2).view(np.uint8)  # 2 count >= n_off
     acc = np.zeros((len(hand_points) + 1, h, w), np.float32)
     fitted_offsets: list[list[int]] = [[] for _ in hand_points]
     dropped: Counter = Counter()
