@@ -8,7 +8,8 @@ Layout of a dataset folder (docs/INTERFACES.md)::
     samples/<id>.npz        responsibility float16 (N+1, H, W) (channel k = hands[k-1]; rounded to
                             multiples of 1/2048), person uint8 (H, W) {0, 1}, valid uint8 (H, W) {0, 1}
                             (1 where the flow is forward-backward consistent in at least half of the
-                            offsets; all ones without the check)
+                            offsets; all ones without the check); the responsibility is stored
+                            uncompressed, the masks deflated (np.load reads both)
     samples/<id>.json       sidecar: the sample's manifest line plus its statistics; written last,
                             so its presence marks the sample finished (a frame skipped because no
                             hand could be fitted gets a sidecar with "skipped" and no manifest line)
@@ -661,8 +662,9 @@ def _label_clip(src, name, reader, n, todo, root, config, flow, valid_fn, summar
             summary.frames_no_fitted_hand += 1
             atomic_write_text(side_path, json.dumps({"skipped": "no hand could be fitted", "stats": stats}))
             return
-        r = r[[0] + [j + 1 for j in keep]]  # removed hands have all-zero channels: sums stay 1
-        hands = [hands[j] for j in keep]
+        if len(keep) < len(hands):  # removed hands have all-zero channels: sums stay 1
+            r = r[[0] + [j + 1 for j in keep]]
+            hands = [hands[j] for j in keep]
         w, h = reader.size
         with _Timer(summary, "masks"):
             given = None if src.person_masks is None else _read_person_mask(src, reader, t, (w, h))
