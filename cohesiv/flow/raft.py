@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from cohesiv.errors import CohesivError, InputError
 from cohesiv.flow.defaults import DEFAULT_RAFT_ITERS, RAFT_MODELS
+from cohesiv.io.tensors import load_tensor_file
 
 #: Where users get weights (printed in errors).
 RAFT_WEIGHTS_HELP = (
@@ -128,15 +129,7 @@ def read_raft_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise InputError(path, f"no such RAFT weights file. {RAFT_WEIGHTS_HELP}")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            obj: object = load_file(str(path), device="cpu")
-        else:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any decode failure is the user's file
-        raise InputError(path, f"cannot read RAFT weights ({type(e).__name__}: {str(e)[:200]})") from None
+    obj = load_tensor_file(path, "RAFT weights")
     return _unwrap(obj, path)
 
 

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from cohesiv.errors import CohesivError, InputError
+from cohesiv.io.tensors import load_tensor_file
 
 #: Prefixes stripped from checkpoint keys (DataParallel, wrappers, whole-model checkpoints).
 STRIP_PREFIXES = ("module.", "model.", "encoder.", "unet.", "backbone.")
@@ -47,19 +48,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         InputError: missing or unreadable file, or no tensors in it.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "no such weights file")
-    try:
-        if path.suffix.lower() == ".safetensors":
-            from safetensors.torch import load_file
-
-            data: object = load_file(str(path), device="cpu")
-        else:
-            data = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any reader failure is a bad file for the user
-        raise InputError(
-            path, f"cannot read weights ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
-        ) from None
+    data = load_tensor_file(path, "weights")
     for _ in range(3):
         if isinstance(data, Mapping) and not any(isinstance(v, torch.Tensor) for v in data.values()):
             for key in ("state_dict", "model", "model_state", "net"):
