@@ -145,6 +145,32 @@ class PseudoLabelDataset:
     def __len__(self) -> int:
         return len(self.entries)
 
+    def check_files(self) -> None:
+        """Check that every sample's image and ``.npz`` exist and that each ``.npz`` is a whole archive.
+
+        Cheap (reads each archive's directory, not its arrays), so a truncated or missing sample is
+        reported before training starts rather than when the sampler first draws it.
+
+        Raises:
+            InputError: names the first missing or truncated file.
+        """
+        for e in self.entries:
+            if not (e.root / e.image).is_file():
+                raise InputError(e.root / e.image, "sample image is missing")
+            path = e.root / e.sample
+            try:
+                with zipfile.ZipFile(path) as z:
+                    names = set(z.namelist())
+            except FileNotFoundError:
+                raise InputError(path, "pseudo-label sample is missing") from None
+            except (OSError, zipfile.BadZipFile) as err:
+                raise InputError(
+                    path, f"cannot read pseudo-label sample ({type(err).__name__}: {err})"
+                ) from None
+            missing = {"responsibility.npy", "person.npy"} - names
+            if missing:
+                raise InputError(path, f"pseudo-label sample lacks {sorted(missing)}")
+
     def load(self, index: int) -> Sample:
         """Read sample ``index`` from disk (no augmentation)."""
         e = self.entries[index]

@@ -311,6 +311,7 @@ def _train(cfg, ctx, resume, loss_fn, progress, stop_after, build_model) -> Trai
     D.barrier(ctx)
 
     base = PseudoLabelDataset(cfg.data)
+    base.check_files()  # a truncated sample fails now, not hours in
     tr_idx, va_idx = split_indices(base, cfg.val_fraction if cfg.schedule == "plateau" else 0.0)
     train_ds = TrainDataset(
         _Subset(base, tr_idx), size=cfg.size, seed=cfg.seed, augment=True, aug=cfg.augment

@@ -156,3 +156,17 @@ def test_step_sampler_rejects_bad_sizes():
         StepBatchSampler(10, 3, 0, 0, 1, world=2)
     with pytest.raises(ValueError, match="fewer than one batch"):
         StepBatchSampler(3, 4, 0, 0, 1)
+
+
+def test_check_files_finds_a_truncated_or_missing_sample_before_training(tmp_path):
+    root = write_dataset(tmp_path / "d", n=4)
+    ds = PseudoLabelDataset([root])
+    ds.check_files()  # a whole dataset passes
+    last = root / ds.entries[-1].sample
+    data = last.read_bytes()
+    last.write_bytes(data[: len(data) // 2])  # cut in half, as by a copy interrupted midway
+    with pytest.raises(InputError, match=f"{last.name}: cannot read pseudo-label sample"):
+        ds.check_files()
+    last.unlink()
+    with pytest.raises(InputError, match=f"{last.name}: pseudo-label sample is missing"):
+        ds.check_files()
