@@ -276,3 +276,39 @@ def test_one_frame_clip_is_skipped_not_a_crash(tmp_path):
     s = _write(src, flow_fn, tmp_path / "ds")
     assert s.samples_written == 0 and s.frames_no_offsets == 1
     assert (tmp_path / "ds" / "manifest.jsonl").read_text() == ""
+
+
+def test_quantize_fast_path_is_bitwise_astype_float16():
+    from cohesiv.responsibility.dataset import quantize
+
+    def reference(x):
+        r = np.round(np.asarray(x, np.float32) * np.float32(2048)) * np.float32(1 / 2048)
+        return r.astype(np.float16)
+
+    rng = np.random.default_rng(0)
+    cases = [
+        rng.random((3, 17, 23)).astype(np.float32),
+        np.arange(4097, dtype=np.float32) / 4096,  # every step and every half step (ties)
+        np.array([0, 1, 1 + 1e-7, 1 - 1e-7, 1e-30, 2.44e-4, 2.45e-4], np.float32),
+        np.array([np.nan, 0.5, -0.1, 3.0], np.float32),  # outside [0, 1]: the plain cast
+    ]
+    for x in cases:
+        got, want = quantize(x), reference(x)
+        assert got.dtype == np.float16 and got.shape == x.shape
+        np.testing.assert_array_equal(got, want)
+
+
+def test_save_npz_stores_named_arrays_uncompressed_and_np_load_reads_all(tmp_path):
+    import zipfile
+
+    from cohesiv.responsibility.dataset import save_npz
+
+    r = np.linspace(0, 1, 2 * 8 * 9, dtype=np.float16).reshape(2, 8, 9)
+    m = np.eye(8, 9, dtype=np.uint8)
+    save_npz(tmp_path / "s.npz", stored=("responsibility",), responsibility=r, person=m)
+    with zipfile.ZipFile(tmp_path / "s.npz") as z:
+        kinds = {i.filename: i.compress_type for i in z.infolist()}
+    assert kinds == {"responsibility.npy": zipfile.ZIP_STORED, "person.npy": zipfile.ZIP_DEFLATED}
+    with np.load(tmp_path / "s.npz", allow_pickle=False) as z:
+        np.testing.assert_array_equal(z["responsibility"], r)
+        np.testing.assert_array_equal(z["person"], m)

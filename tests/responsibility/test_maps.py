@@ -280,3 +280,37 @@ def test_forearm_band_extends_from_the_wrist_away_from_the_fingers():
     assert (m1 >= m0).all() and m1[H - 1, 40] == 1 and m0[H - 1, 40] == 0
     assert m1[H - 1, 5] == 0 and m1[10, 40] == 0  # not sideways, not above the fingers
     assert forearm_polygon(kp[:20], (W, H)) is None  # only for 21 MediaPipe keypoints
+
+
+def _hull_mask_whole_image(hand_points, size, dilation, min_radius, forearm):
+    """hull_mask as first written, filling and dilating the whole image (finite points only)."""
+    import cv2
+
+    from cohesiv.responsibility.masks import forearm_polygon
+
+    out = np.zeros(size[::-1], np.uint8)
+    for pts in hand_points:
+        one = cv2.fillConvexPoly(np.zeros_like(out), cv2.convexHull(np.round(pts).astype(np.int32)), 1)
+        poly = forearm_polygon(pts, size) if forearm else None
+        one = one if poly is None else cv2.fillConvexPoly(one, poly, 1)
+        r = max(int(round(dilation * float(np.ptp(pts, 0).max()))), min_radius)
+        ellipse = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+        out |= cv2.dilate(one, ellipse) if r > 0 else one
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000), n_points=st.sampled_from([1, 2, 3, 7, 21]), forearm=st.booleans())
+def test_hull_mask_on_the_hands_box_equals_the_whole_image_version(seed, n_points, forearm):
+    from cohesiv.responsibility.masks import hull_mask
+
+    rng = np.random.default_rng(seed)
+    w, h = int(rng.integers(8, 90)), int(rng.integers(8, 90))
+    hands = []
+    for _ in range(int(rng.integers(1, 3))):  # centres may lie outside the image
+        centre = rng.uniform(-15, [w + 15, h + 15])
+        hands.append(centre + rng.normal(0, rng.uniform(0.5, 25), (n_points, 2)))
+    dilation, min_radius = float(rng.choice([0.0, 0.2, 0.5])), int(rng.integers(0, 3))
+    got = hull_mask(hands, (w, h), dilation=dilation, min_radius=min_radius, forearm=forearm)
+    want = _hull_mask_whole_image(hands, (w, h), dilation, min_radius, forearm)
+    np.testing.assert_array_equal(got, want)
