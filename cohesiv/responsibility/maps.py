@@ -105,8 +105,9 @@ def homography_distances(
 
     Convention:
         Pixel ``(row i, column j)`` has coordinates ``x = j, y = i`` (pixel centres).
-        Computed in NumPy with element-wise operations on broadcast rows and columns
-        (single-threaded: on a shared CPU, torch's thread pool made this 5-10x slower).
+        Computed in NumPy and OpenCV element-wise passes over a cached pixel grid (each row
+        of ``M x~`` is one ``cv2.addWeighted``), single-threaded: on a shared CPU, torch's
+        thread pool made this 5-10x slower.
     """
     check_shape(flow, "2,H,W", "flow")
     check_shape(homographies, "K,3,3", "homographies")
