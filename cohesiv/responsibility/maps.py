@@ -20,7 +20,7 @@ origin at the centre of the top-left pixel. Responsibilities ``(N+1, H, W)`` flo
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import cv2
@@ -49,53 +49,74 @@ CAMERA_MIN_POINTS = 50
 STRIP_PIXELS = 20_000
 
 
-def _distances_np(
-    flow: np.ndarray, homographies: np.ndarray, out: np.ndarray | None = None, clamp: bool = True
-) -> np.ndarray:
+def _strip_rows(h: int, w: int) -> int:
+    """Rows per strip of about :data:`STRIP_PIXELS` pixels."""
+    return max(1, min(h, STRIP_PIXELS // max(w, 1)))
+
+
+def _safe_rows(mats: np.ndarray, h: int, w: int) -> list[bool]:
+    """Per homography: is ``w(x) = M[2] x~`` positive on the whole image (no division check needed)?"""
+    corners = np.array([[0, 0, 1], [w - 1, 0, 1], [0, h - 1, 1], [w - 1, h - 1, 1]], np.float64)
+    # w(x) is linear: positive at the four corners means positive on the whole image
+    return [bool(((corners @ m[2]) > 1e-6).all()) for m in mats]
+
+
+def _distance_rows(
+    flow: np.ndarray,
+    mats: np.ndarray,
+    safe: Sequence[bool],
+    r0: int,
+    r1: int,
+    out: np.ndarray,
+    buf: np.ndarray,
+    clamp: bool,
+) -> None:
+    """Distances of rows ``r0:r1`` into ``out`` ``(K, r1 - r0, W)``; ``buf`` ``(5, >= r1 - r0, W)`` scratch."""
+    _, h, w = flow.shape
+    gx, gy = pixel_grid(h, w)
+    tx, ty, px, py, wz = buf[:, : r1 - r0]
+    x, y = gx[r0:r1], gy[r0:r1]
+    np.add(x, flow[0, r0:r1], out=tx)  # where the flow sends each pixel
+    np.add(y, flow[1, r0:r1], out=ty)
+    for k, m in enumerate(mats):
+        # each row of M x~ is a x + b y + c: one OpenCV pass over the pixel grid
+        cv2.addWeighted(x, m[2, 0], y, m[2, 1], m[2, 2], dst=wz)
+        if not safe[k]:
+            bad = wz <= 1e-8
+            wz[bad] = 1.0
+        cv2.addWeighted(x, m[0, 0], y, m[0, 1], m[0, 2], dst=px)
+        np.divide(px, wz, out=px)
+        np.subtract(tx, px, out=px)
+        cv2.addWeighted(x, m[1, 0], y, m[1, 1], m[1, 2], dst=py)
+        np.divide(py, wz, out=py)
+        np.subtract(ty, py, out=py)
+        px *= px  # not cv2.magnitude: its result depends on the buffers' alignment (1 ulp)
+        py *= py
+        px += py
+        d = np.sqrt(px, out=out[k])
+        if not safe[k]:
+            d[bad] = MAX_DISTANCE
+            np.nan_to_num(d, copy=False, nan=MAX_DISTANCE, posinf=MAX_DISTANCE)
+        if clamp:
+            np.minimum(d, MAX_DISTANCE, out=d)
+
+
+def _distances_np(flow: np.ndarray, homographies: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``(K, H, W)`` float32 distances (see :func:`homography_distances`) into ``out``.
 
     Works on strips of about :data:`STRIP_PIXELS` pixels so that the temporaries stay in the
-    CPU cache (on a shared machine whole-image temporaries made this ~1.7x slower). With
-    ``clamp=False`` finite distances above :data:`MAX_DISTANCE` are left as they are (softmax
-    callers clamp only where it matters, see :func:`_softmax_terms`).
+    CPU cache (on a shared machine whole-image temporaries made this ~1.7x slower).
     """
     _, h, w = flow.shape
-    gx, gy = pixel_grid(h, w)
     mats = np.asarray(homographies, np.float64)
     if out is None:
         out = np.empty((len(mats), h, w), np.float32)
-    corners = np.array([[0, 0, 1], [w - 1, 0, 1], [0, h - 1, 1], [w - 1, h - 1, 1]], np.float64)
-    # w(x) is linear: positive at the four corners means positive on the whole image
-    safe = [bool(((corners @ m[2]) > 1e-6).all()) for m in mats]
-    rows = max(1, min(h, STRIP_PIXELS // max(w, 1)))
+    safe = _safe_rows(mats, h, w)
+    rows = _strip_rows(h, w)
     buf = np.empty((5, rows, w), np.float32)
     for r0 in range(0, h, rows):
         r1 = min(r0 + rows, h)
-        tx, ty, px, py, wz = buf[:, : r1 - r0]
-        x, y = gx[r0:r1], gy[r0:r1]
-        np.add(x, flow[0, r0:r1], out=tx)  # where the flow sends each pixel
-        np.add(y, flow[1, r0:r1], out=ty)
-        for k, m in enumerate(mats):
-            # each row of M x~ is a x + b y + c: one OpenCV pass over the pixel grid
-            cv2.addWeighted(x, m[2, 0], y, m[2, 1], m[2, 2], dst=wz)
-            if not safe[k]:
-                bad = wz <= 1e-8
-                wz[bad] = 1.0
-            cv2.addWeighted(x, m[0, 0], y, m[0, 1], m[0, 2], dst=px)
-            np.divide(px, wz, out=px)
-            np.subtract(tx, px, out=px)
-            cv2.addWeighted(x, m[1, 0], y, m[1, 1], m[1, 2], dst=py)
-            np.divide(py, wz, out=py)
-            np.subtract(ty, py, out=py)
-            px *= px  # not cv2.magnitude: its result depends on the buffers' alignment (1 ulp)
-            py *= py
-            px += py
-            d = np.sqrt(px, out=out[k, r0:r1])
-            if not safe[k]:
-                d[bad] = MAX_DISTANCE
-                np.nan_to_num(d, copy=False, nan=MAX_DISTANCE, posinf=MAX_DISTANCE)
-            if clamp:
-                np.minimum(d, MAX_DISTANCE, out=d)
+        _distance_rows(flow, mats, safe, r0, r1, out[:, r0:r1], buf, clamp=True)
     return out
 
 
@@ -249,15 +270,14 @@ def responsibility_maps(
         ValueError: bad shapes, ``temperature <= 0`` or unknown ``background``/``method``.
     """
     flow_np, (h, w) = _check_args(flow, valid, temperature, background)
-    e, total, channels, info = _offset_terms(
-        flow_np, hand_points, temperature, background, valid, method, threshold, hand_regions
+    mats, channels, info = _offset_fits(
+        flow_np, hand_points, background, valid, method, threshold, hand_regions
     )
-    np.reciprocal(total, out=total)
-    e *= total
-    if len(channels) == len(hand_points) + 1:
-        return e, info
     r = np.zeros((len(hand_points) + 1, h, w), dtype=np.float32)
-    r[channels] = e
+    for r0, r1, e, total in _softmax_strips(flow_np, mats, info["camera"] is not None, temperature):
+        np.reciprocal(total, out=total)
+        e *= total
+        r[channels, r0:r1] = e
     return r, info
 
 
@@ -276,22 +296,21 @@ def _check_args(flow, valid, temperature: float, background: str) -> tuple[np.nd
     return flow_np, (h, w)
 
 
-def _offset_terms(
+def _offset_fits(
     flow_np: np.ndarray,
     hand_points: Sequence[np.ndarray],
-    temperature: float,
     background: str,
     valid: np.ndarray | None,
     method: str,
     threshold: float,
     hand_regions: np.ndarray | None,
-) -> tuple[np.ndarray, np.ndarray, list[int], dict]:
-    """Fits and unnormalised softmax of one offset (see :func:`responsibility_maps`).
+) -> tuple[np.ndarray, list[int], dict]:
+    """The homography fits of one offset (see :func:`responsibility_maps`).
 
     Returns:
-        ``(e, total, channels, info)``: ``e`` ``(C, H, W)`` float32 with ``e / total`` the
-        responsibilities of the background and the fitted hands, ``channels`` their channel
-        numbers in ``R`` (0 for the background, ``k + 1`` for hand k), ``info`` as
+        ``(mats, channels, info)``: ``mats`` ``(M, 3, 3)`` float64, the camera homography (if
+        fitted) then those of the fitted hands; ``channels`` the channel numbers in ``R`` of
+        the softmax terms (0 for the background, ``k + 1`` for hand k); ``info`` as
         :func:`responsibility_maps` returns it.
     """
     _, h, w = flow_np.shape
@@ -321,18 +340,6 @@ def _offset_terms(
     fitted = [m is not None for m in homs]
     mats = [camera] if camera is not None else []
     mats += [m for m in homs if m is not None]
-    n_fit = sum(fitted)
-    d = np.empty((1 + n_fit, h, w), np.float32)  # background, then the fitted hands
-    # distances above MAX_DISTANCE are clamped only where the softmax needs it (_softmax_terms)
-    if camera is not None:
-        _distances_np(flow_np, np.stack(mats), out=d, clamp=False)
-    else:
-        np.multiply(flow_np[0], flow_np[0], out=d[0])
-        d[0] += flow_np[1] * flow_np[1]
-        np.sqrt(d[0], out=d[0])
-        if n_fit:
-            _distances_np(flow_np, np.stack(mats), out=d[1:], clamp=False)
-    e, total = _softmax_terms(d, temperature, clamp=True)
     channels = [0] + [k + 1 for k, f in enumerate(fitted) if f]
     info = {
         "fitted": fitted,
@@ -342,7 +349,38 @@ def _offset_terms(
         "camera": camera,
         "camera_fallback": camera_fallback,
     }
-    return e, total, channels, info
+    return np.asarray(mats, np.float64).reshape(-1, 3, 3), channels, info
+
+
+def _softmax_strips(
+    flow_np: np.ndarray, mats: np.ndarray, camera: bool, temperature: float
+) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+    """Distances and unnormalised softmax of one offset, strip by strip (temporaries stay in cache).
+
+    Yields:
+        ``(r0, r1, e, total)`` for rows ``r0:r1``: ``e`` ``(C, r1 - r0, W)`` float32 with
+        ``e / total`` the responsibilities of the background (``||O(x)||``, or the camera
+        homography ``mats[0]`` when ``camera``) and of the other homographies of ``mats``.
+    """
+    _, h, w = flow_np.shape
+    rows = _strip_rows(h, w)
+    safe = _safe_rows(mats, h, w)
+    d = np.empty((len(mats) + (0 if camera else 1), rows, w), np.float32)
+    buf = np.empty((5, rows, w), np.float32)
+    for r0 in range(0, h, rows):
+        r1 = min(r0 + rows, h)
+        ds = d[:, : r1 - r0]  # background, then the fitted hands
+        # distances above MAX_DISTANCE are clamped only where the softmax needs it (_softmax_terms)
+        if camera:
+            _distance_rows(flow_np, mats, safe, r0, r1, ds, buf, clamp=False)
+        else:
+            fx, fy = flow_np[0, r0:r1], flow_np[1, r0:r1]
+            np.multiply(fx, fx, out=ds[0])
+            ds[0] += np.multiply(fy, fy, out=buf[0, : r1 - r0])
+            np.sqrt(ds[0], out=ds[0])
+            if len(mats):
+                _distance_rows(flow_np, mats, safe, r0, r1, ds[1:], buf, clamp=False)
+        yield (r0, r1, *_softmax_terms(ds, temperature, clamp=True))
 
 
 def averaged_responsibility(
@@ -418,15 +456,18 @@ def averaged_responsibility(
     for k in offsets:
         valid = None if valids is None else valids[k]
         flow_np, _ = _check_args(flows[k], valid, temperature, background)
-        e, total, channels, info = _offset_terms(
-            flow_np, hand_points, temperature, background, valid, method, threshold, hand_regions
+        mats, channels, info = _offset_fits(
+            flow_np, hand_points, background, valid, method, threshold, hand_regions
         )
-        scale = np.divide(inv, total, out=total)  # weight / sum of the exp terms
-        for c, ch in enumerate(channels):  # acc[ch] += e[c] * scale where the mask allows
-            if masks[k] is None:
-                cv2.accumulateProduct(e[c], scale, acc[ch])
-            else:
-                cv2.accumulateProduct(e[c], scale, acc[ch], mask=masks[k])
+        mask = masks[k]
+        for r0, r1, e, total in _softmax_strips(flow_np, mats, info["camera"] is not None, temperature):
+            inv_rows = inv if np.ndim(inv) == 0 else inv[r0:r1]
+            scale = np.divide(inv_rows, total, out=total)  # weight / sum of the exp terms
+            for c, ch in enumerate(channels):  # acc[ch] += e[c] * scale where the mask allows
+                if mask is None:
+                    cv2.accumulateProduct(e[c], scale, acc[ch, r0:r1])
+                else:
+                    cv2.accumulateProduct(e[c], scale, acc[ch, r0:r1], mask=mask[r0:r1])
         for j, f in enumerate(info["fitted"]):
             if f:
                 fitted_offsets[j].append(k)
