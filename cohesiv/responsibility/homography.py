@@ -47,7 +47,12 @@ def sample_bilinear(image: np.ndarray, points: np.ndarray) -> np.ndarray:
     Convention:
         Pixel centres are at integer coordinates (``align_corners=True`` in torch terms).
     """
-    c, h, w = image.shape
+    _, h, w = image.shape
+    return _interpolate(image, *_neighbours(points, h, w))
+
+
+def _neighbours(points: np.ndarray, h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Bilinear neighbours of ``(N, 2)`` points: rows ``(4, N)``, columns ``(4, N)``, ``fx``, ``fy``."""
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     x = np.clip(pts[:, 0], 0, w - 1)
     y = np.clip(pts[:, 1], 0, h - 1)
@@ -55,10 +60,13 @@ def sample_bilinear(image: np.ndarray, points: np.ndarray) -> np.ndarray:
     y0 = np.minimum(np.floor(y).astype(np.int64), max(h - 2, 0))
     x1 = np.minimum(x0 + 1, w - 1)
     y1 = np.minimum(y0 + 1, h - 1)
-    fx = x - x0
-    fy = y - y0
+    return np.stack([y0, y0, y1, y1]), np.stack([x0, x1, x0, x1]), x - x0, y - y0
+
+
+def _interpolate(image: np.ndarray, rows: np.ndarray, cols: np.ndarray, fx: np.ndarray, fy: np.ndarray):
+    """``(N, C)`` float32 bilinear samples of ``(C, H, W)`` ``image`` from :func:`_neighbours`."""
     # the four neighbours in one gather: (C, 4, N), cast to float64 like the weights
-    v = np.asarray(image)[:, np.stack([y0, y0, y1, y1]), np.stack([x0, x1, x0, x1])].astype(np.float64)
+    v = np.asarray(image)[:, rows, cols].astype(np.float64)
     gx = 1 - fx
     out = (v[:, 0] * gx + v[:, 1] * fx) * (1 - fy) + (v[:, 2] * gx + v[:, 3] * fx) * fy
     return out.T.astype(np.float32)
@@ -86,16 +94,17 @@ def usable_point_pairs(
     check_shape(flow, "2,H,W", "flow")
     _, h, w = flow.shape
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    inside = (pts[:, 0] >= 0) & (pts[:, 0] <= w - 1) & (pts[:, 1] >= 0) & (pts[:, 1] <= h - 1)
-    inside &= np.isfinite(pts).all(1)
-    index = np.flatnonzero(inside)
+    # inside the image (NaN and inf fail the comparisons)
+    index = np.flatnonzero((pts >= 0).all(1) & (pts <= (w - 1, h - 1)).all(1))
+    rows, cols, fx, fy = _neighbours(pts[index], h, w)
     if valid is not None and len(index):
-        v = sample_bilinear(np.asarray(valid)[None], pts[index])[:, 0]  # gathers 4N values only
-        index = index[v > 0.999]  # all four neighbours valid
+        v = _interpolate(np.asarray(valid)[None], rows, cols, fx, fy)[:, 0]  # gathers 4N values only
+        keep = v > 0.999  # all four neighbours valid
+        index, rows, cols, fx, fy = index[keep], rows[:, keep], cols[:, keep], fx[keep], fy[keep]
     if not len(index):
         empty = (np.zeros((0, 2)), np.zeros((0, 2)))
         return (*empty, index) if return_index else empty
-    o = sample_bilinear(flow, pts[index]).astype(np.float64)
+    o = _interpolate(flow, rows, cols, fx, fy).astype(np.float64)
     ok = np.isfinite(o).all(1)
     src, index = pts[index[ok]], index[ok]
     pairs = (src, src + o[ok])
