@@ -47,13 +47,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--objective", choices=["All", "Pair"], default="All", help="mIoU to maximise")
     p.add_argument(
         "--size",
-        type=int,
-        help="longer image side fed to the network (default: the training size)%(default).0s",
+        type=_size_list,
+        metavar="SIZE[,SIZE...]",
+        help="longer image side fed to the network (default: the training size); several, e.g. "
+        "128,192,256: calibrate at each and keep the best on --val%(default).0s",
     )
     p.add_argument("--device", help="cpu, cuda, ... (default cpu)%(default).0s")
     p.add_argument("--seed", type=int, default=0, help="seed of the pixel draw")
     p.add_argument("--no-grow", action="store_true", help="do not try the hand-growing read-out (tau_g)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _size_list(text: str) -> list[int]:
+    """``"192"`` or ``"128,192,256"`` -> positive ints (argparse type)."""
+    try:
+        sizes = [int(t) for t in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected SIZE or SIZE,SIZE,..., got {text!r}") from None
+    if any(s <= 0 for s in sizes):
+        raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
+    return sizes
 
 
 def run(args: argparse.Namespace) -> int:
@@ -83,8 +96,11 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     m = doc["val_metrics"]
+    if len(doc["sizes"]) > 1:
+        tried = ", ".join(f"{k}: {v:.1f}" for k, v in doc["sizes"].items())
+        print(f"validation {doc['objective']} mIoU by network size: {tried}; kept {doc['size']}")
     print(
-        f"{args.run}/calibration.json: tau_h={t['tau_h']:g} tau_o={t['tau_o']:g} tau_r={t['tau_r']:g} "
+        f"{args.run}/calibration.json (size {doc['size']}): tau_h={t['tau_h']:g} tau_o={t['tau_o']:g} tau_r={t['tau_r']:g} "
         f"tau_g={'off' if t.get('tau_g') is None else format(t['tau_g'], 'g')}; "
         f"validation mIoU All {m['All']['mIoU']:.1f} Pair {m['Pair']['mIoU']:.1f} "
         f"Hand {m['Hand']['mIoU']:.1f} Obj {m['Obj']['mIoU']:.1f} ({m['n_images']} images, {m['n_hands']} hands)"

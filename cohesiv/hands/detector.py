@@ -303,7 +303,9 @@ def detect_hands(
     det = detector or HandDetector(model_path, max_hands, min_confidence, video=True, mirrored=mirrored)
     frames: dict[int, list[Detection]] = {}
     try:
-        bar = tqdm(total=len(reader), desc="hands", unit="frame", disable=None if progress else True, file=sys.stderr)
+        bar = tqdm(
+            total=len(reader), desc="hands", unit="frame", disable=None if progress else True, file=sys.stderr
+        )
         with bar:
             for t, image in enumerate(reader):
                 if t % every == 0:

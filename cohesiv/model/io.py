@@ -228,10 +228,13 @@ class Calibration:
     Attributes:
         prototypes: ``{"person": (F,), "object": (F,)}`` float32 mean embeddings, or None.
         thresholds: ``{"tau_h", "tau_o", "tau_r"}`` floats (and ``"tau_g"`` when hand growing is on), or None.
+        size: the network's longer image side the prototypes and thresholds were fitted at (prediction
+            uses it unless told otherwise), or None (older files: the run's training size).
     """
 
     prototypes: dict[str, np.ndarray] | None
     thresholds: dict[str, float] | None
+    size: int | None = None
 
 
 def read_calibration(run_dir: str | os.PathLike) -> Calibration | None:
@@ -270,7 +273,10 @@ def read_calibration(run_dir: str | os.PathLike) -> Calibration | None:
             ths = {k: float(ths[k]) for k in names}
         except (TypeError, ValueError):
             raise InputError(path, "'thresholds' must be numbers") from None
-    return Calibration(protos, ths)
+    size = data.get("size")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size <= 0):
+        raise InputError(path, f"'size' must be a positive integer, got {size!r}")
+    return Calibration(protos, ths, size)
 
 
 def write_calibration(

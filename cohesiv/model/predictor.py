@@ -280,8 +280,8 @@ class Predictor:
         Args:
             run_dir: the run folder.
             device: torch device (default CPU).
-            size: longer image side for the network; default: ``predict.size`` or ``train.size`` of
-                ``config.yaml`` if present, else 384.
+            size: longer image side for the network; default: the size ``calibration.json`` was fitted
+                at, else ``predict.size`` or ``train.size`` of ``config.yaml``, else 384.
             name: weights file stem ("last").
 
         Raises:
@@ -292,7 +292,7 @@ class Predictor:
         model, _ = load_run_model(run_dir, name=name, device=device)
         cal = read_calibration(run_dir)
         if size is None:
-            size = _size_from_config(read_run_config(run_dir))
+            size = cal.size if cal is not None and cal.size else _size_from_config(read_run_config(run_dir))
         return cls(
             model,
             prototypes=None if cal is None else cal.prototypes,

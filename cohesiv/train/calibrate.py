@@ -440,6 +440,14 @@ def search_thresholds(
 # ------------------------------------------------------------------------------------------ the run
 
 
+def _sizes(size: int | Sequence[int] | None, default: int) -> list[int]:
+    """The candidate network sizes: positive and unique, in the given order (``None``: the default)."""
+    sizes = [default] if size is None else [size] if isinstance(size, int) else list(size)
+    if not sizes or any(isinstance(s, bool) or not isinstance(s, int) or s <= 0 for s in sizes):
+        raise CohesivError(f"size must be one or more positive integers, got {size!r}")
+    return list(dict.fromkeys(sizes))
+
+
 def calibrate_run(
     run: str | Path,
     val_clips: Sequence[str | Path],
@@ -447,7 +455,7 @@ def calibrate_run(
     data: Sequence[str | Path] | None = None,
     samples: int = 500,
     objective: str = "All",
-    size: int | None = None,
+    size: int | Sequence[int] | None = None,
     device: str | None = None,
     seed: int = 0,
     grow: bool = True,
@@ -462,7 +470,10 @@ def calibrate_run(
         data: pseudo-label datasets for the prototypes (default: the run's training datasets).
         samples: pixels per class for the prototypes (500 as in the paper).
         objective: "All" or "Pair" mIoU to maximise.
-        size: longer image side fed to the network (default: the run's training size).
+        size: longer image side fed to the network (default: the run's training size); several
+            sizes: each is calibrated and the one of the best validation ``objective`` is kept (the
+            network sees training crops at one scale, so the best test-time size is not always the
+            training size).
         device: torch device (default CPU).
         seed: seeds the pixel draw.
         grow: also try the hand-growing read-out (``tau_g``, :func:`search_growth`) and keep it
@@ -478,21 +489,27 @@ def calibrate_run(
 
     run = Path(run)
     cfg = read_run_config(run)
+    sizes = _sizes(size, cfg.size)
+    if len(sizes) > 1 and not val_clips:
+        raise CohesivError("choosing among several sizes needs labeled validation clips (--val)")
     datasets = [str(p) for p in (data or cfg.data)]
     ds = PseudoLabelDataset(datasets)
     model, _ = load_run_model(run, device=device)
-    size = size or cfg.size
-    base = Predictor(model, size=size, device=device)
-    protos, used = sample_prototypes(
-        base, ds, samples=samples, object_threshold=cfg.object_threshold, seed=seed, progress=progress
-    )
-    if not val_clips:  # no labels at all: prototypes only (the predictor's nearest-prototype read-out)
-        doc = {"prototype_data": datasets, "samples": used, "size": size, "val_clips": []}
-        write_calibration(run, protos, None, **doc)
-        return dict(doc, prototypes={k: v.tolist() for k, v in protos.items()}, thresholds=None)
-    predictor = Predictor(model, prototypes=protos, size=size, device=device)
-    frames = collect_val_frames(predictor, val_clips, progress=progress)
-    thresholds, best = search_thresholds(frames, objective)
+    fits = []  # (objective mIoU, size, prototypes, samples used, val frames, thresholds)
+    for sz in sizes:
+        base = Predictor(model, size=sz, device=device)
+        protos, used = sample_prototypes(
+            base, ds, samples=samples, object_threshold=cfg.object_threshold, seed=seed, progress=progress
+        )
+        if not val_clips:  # no labels at all: prototypes only (the predictor's nearest-prototype read-out)
+            doc = {"prototype_data": datasets, "samples": used, "size": sz, "val_clips": []}
+            write_calibration(run, protos, None, **doc)
+            return dict(doc, prototypes={k: v.tolist() for k, v in protos.items()}, thresholds=None)
+        predictor = Predictor(model, prototypes=protos, size=sz, device=device)
+        frames = collect_val_frames(predictor, val_clips, progress=progress)
+        thresholds, best = search_thresholds(frames, objective)
+        fits.append((best, sz, protos, used, frames, thresholds))
+    best, size, protos, used, frames, thresholds = max(fits, key=lambda f: f[0])  # ties: the first size
     tau_g, growth = search_growth(frames, thresholds, objective) if grow else (None, {})
     if tau_g is not None:
         thresholds = dict(thresholds, tau_g=tau_g)
@@ -506,6 +523,7 @@ def calibrate_run(
         "prototype_data": datasets,
         "samples": used,
         "size": size,
+        "sizes": {str(f[1]): f[0] for f in fits},
         "grid": {"tau_h": list(GRID_H), "tau_o": list(GRID_O), "tau_r": list(GRID_R)},
         "growth": growth,
     }

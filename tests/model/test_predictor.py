@@ -129,6 +129,9 @@ def test_run_errors(tmp_path, model):
     (tmp_path / "calibration.json").write_text('{"thresholds": {"tau_h": "x", "tau_o": 1, "tau_r": 1}}')
     with pytest.raises(InputError, match="thresholds' must be numbers"):
         read_calibration(tmp_path)
+    (tmp_path / "calibration.json").write_text('{"size": -3}')
+    with pytest.raises(InputError, match="'size' must be a positive integer, got -3"):
+        read_calibration(tmp_path)
 
 
 # ------------------------------------------------------------------------------- predictor

@@ -110,7 +110,9 @@ def test_unreadable_files(tmp_path):
 
 def test_pickled_objects_refused(tmp_path):
     torch.save({"w": torch.zeros(1), "obj": object()}, tmp_path / "pickle.pth")
-    with pytest.raises(InputError, match="pickle.pth: weights: refused: the file holds pickled Python objects"):
+    with pytest.raises(
+        InputError, match="pickle.pth: weights: refused: the file holds pickled Python objects"
+    ):
         read_state_dict(tmp_path / "pickle.pth")
 
 

@@ -164,6 +164,27 @@ def test_calibrate_command_end_to_end(tmp_path):
     doc = json.loads((tmp_path / "run" / "calibration.json").read_text())
     assert doc["thresholds"] is None and len(doc["prototypes"]["object"]) == 8
     assert Predictor.from_run(tmp_path / "run").readout_mode == "nearest-prototype"
+    # several network sizes: each is calibrated, the best on the validation clip is kept and predict uses it
+    argv = [
+        "calibrate",
+        "--run",
+        str(tmp_path / "run"),
+        "--val",
+        str(clip),
+        "--samples",
+        "40",
+        "--no-progress",
+    ]
+    assert main([*argv, "--size", "32,64"]) == 0
+    doc = json.loads((tmp_path / "run" / "calibration.json").read_text())
+    assert set(doc["sizes"]) == {"32", "64"} and doc["size"] in (32, 64)
+    assert doc["sizes"][str(doc["size"])] == max(doc["sizes"].values())
+    assert Predictor.from_run(tmp_path / "run").size == doc["size"]
+    assert Predictor.from_run(tmp_path / "run", size=96).size == 96  # the caller's size wins
+    # choosing a size needs labels; a bad size list is a usage error
+    assert main(["calibrate", "--run", str(tmp_path / "run"), "--size", "32,64"]) == 2
+    with pytest.raises(SystemExit):
+        main([*argv, "--size", "32,x"])
 
 
 def _forearm_frame():
