@@ -9,6 +9,27 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+#: Mode of a file created the usual way (``open``): 0o666 minus the process umask. ``mkstemp``
+#: creates 0o600 files, which would make outputs unreadable by other users of a shared folder.
+FILE_MODE = 0o666 & ~_read_umask()
+
+
+def temp_file_beside(path: Path, prefix: str, suffix: str = "") -> Path:
+    """Create an empty temporary file in ``path``'s folder with the usual file mode; return its path."""
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.parent)
+    try:
+        os.fchmod(fd, FILE_MODE)
+    finally:
+        os.close(fd)
+    return Path(tmp)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.
@@ -23,13 +44,10 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".tmp-{path.stem}-", suffix=path.suffix if suffix is None else suffix, dir=path.parent
-    )
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = temp_file_beside(path, f".tmp-{path.stem}-", path.suffix if suffix is None else suffix)
     try:
         yield tmp_path
+        os.chmod(tmp_path, FILE_MODE)  # again: some writers (safetensors) recreate the file as 0600
         os.replace(tmp_path, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -564,7 +564,9 @@ def write_dataset(
     if progress and total:
         from tqdm import tqdm
 
-        bar = tqdm(total=total, unit="frame", desc="pseudolabel", dynamic_ncols=True, leave=False, disable=None)
+        bar = tqdm(
+            total=total, unit="frame", desc="pseudolabel", dynamic_ncols=True, leave=False, disable=None
+        )
     try:
         for (src, name, reader, n, todo), flow in zip(plans, flows):
             _label_clip(

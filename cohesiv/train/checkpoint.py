@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from cohesiv.errors import CohesivError
+from cohesiv.io.atomic import FILE_MODE, temp_file_beside
 
 WEIGHTS, OPTIM, STATE = "safetensors", "optim.safetensors", "json"
 _KINDS = (WEIGHTS, OPTIM, STATE)
@@ -75,9 +75,7 @@ def optimizer_from_flat(tensors: dict[str, torch.Tensor], scalars: dict[str, Any
 
 
 def _tmp(folder: Path, name: str) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{name}-", dir=folder)
-    os.close(fd)
-    return Path(tmp)
+    return temp_file_beside(folder / name, f".tmp-{name}-")
 
 
 def save_checkpoint(
@@ -124,6 +122,7 @@ def save_checkpoint(
             last, prev = folder / f"last.{kind}", folder / f"prev.{kind}"
             if last.exists():
                 os.replace(last, prev)
+            os.chmod(tmps[kind], FILE_MODE)  # safetensors writes 0600 files
             os.replace(tmps.pop(kind), last)
     finally:
         for p in tmps.values():

@@ -58,6 +58,29 @@ def test_save_load_round_trip(tmp_path):
     assert not list(tmp_path.glob(".tmp-*"))
 
 
+def test_atomic_writes_get_the_usual_file_mode(tmp_path):
+    # mkstemp makes 0600 files; outputs must be readable as if written with open() (0666 - umask)
+    from cohesiv.io import atomic_write_text
+
+    old = os.umask(0o027)
+    try:
+        import importlib
+
+        import cohesiv.io.atomic as atomic
+
+        importlib.reload(atomic)  # FILE_MODE is read at import
+        assert atomic.FILE_MODE == 0o640
+    finally:
+        os.umask(old)
+        importlib.reload(atomic)
+    expected = 0o666 & ~old
+    atomic_write_text(tmp_path / "a.txt", "x")
+    m, opt = _model_and_opt()
+    save_checkpoint(tmp_path, step=1, model_state=m.state_dict(), optimizer_state=opt.state_dict(), state={})
+    for f in (tmp_path / "a.txt", tmp_path / "last.safetensors", tmp_path / "last.json"):
+        assert f.stat().st_mode & 0o777 == expected, f
+
+
 def test_load_falls_back_when_a_save_was_cut(tmp_path):
     m, opt = _model_and_opt()
     save_checkpoint(tmp_path, step=2, model_state=m.state_dict(), optimizer_state=opt.state_dict(), state={})
