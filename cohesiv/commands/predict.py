@@ -56,7 +56,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--detect-hands", action="store_true", help="find hands with the MediaPipe detector")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
     parser.add_argument(
-        "--size", type=int, default=None, help="longer image side for the network (default: run's)"
+        "--size",
+        type=int,
+        default=None,
+        help="longer image side for the network (default: the size the run was calibrated at, else its training size)",
     )
     parser.add_argument("--checkpoint", default="last", help="weights file stem in RUN/checkpoints/")
     parser.add_argument("--device", default=None, help="torch device (default cpu)")
