@@ -9,7 +9,8 @@ DESCRIPTION = """\
 Compute the person and object prototypes of a trained run (mean embedding at --samples random
 person pixels and as many object pixels of its pseudo-labels; 500 in the paper) and grid-search the
 read-out thresholds tau_h, tau_o, tau_r on labeled validation clips (folders with frames/, labels/
-and hands.json; only labeled frames count), maximising the All (or Pair) mIoU. Then, with those
+and hands.json; only labeled frames count), maximising the All (or Pair) mIoU; among thresholds
+within --tolerance points of the best, the mean of the All, Pair, Hand and Obj mIoU decides. Then, with those
 fixed, it tries growing each hand mask into the connected pixels the embedding calls person (tau_g;
 recovers forearms that move unlike the hand when the run was trained on pseudo-labels made with
 'cohesiv pseudolabel --forearm') and keeps it only if it raises that mIoU by at least half a point
@@ -54,6 +55,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--device", help="cpu, cuda, ... (default cpu)%(default).0s")
     p.add_argument("--seed", type=int, default=0, help="seed of the pixel draw")
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.5,
+        metavar="POINTS",
+        help="threshold triples within this many mIoU points of the best --objective are ranked by the "
+        "mean of All, Pair, Hand and Obj (All and Pair hardly constrain the hand/object split)",
+    )
     p.add_argument("--no-grow", action="store_true", help="do not try the hand-growing read-out (tau_g)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -76,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.samples <= 0:
         raise CohesivError(f"--samples must be positive, got {args.samples}")
+    if not args.tolerance >= 0:
+        raise CohesivError(f"--tolerance must be 0 or more, got {args.tolerance}")
     doc = calibrate_run(
         args.run,
         args.val,
@@ -86,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         seed=args.seed,
         grow=not args.no_grow,
+        tolerance=args.tolerance,
         progress=not args.no_progress,
     )
     t = doc["thresholds"]

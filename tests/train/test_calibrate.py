@@ -107,6 +107,27 @@ def test_grid_matches_the_eval_metrics_at_every_tested_point(objective):
                 assert grid[i, j, r] == pytest.approx(m[objective]["mIoU"], abs=1e-9)
 
 
+def test_search_lets_the_four_tasks_decide_within_the_tolerance(monkeypatch):
+    # All/Pair barely move with the hand/object split; Hand and Obj do. Triple 0 is best on All by 0.2
+    # but calls the objects hand; triple 1 is within the tolerance and much better on Hand and Obj.
+    import cohesiv.train.calibrate as cal
+
+    grids = {
+        "All": np.array([70.0, 69.8]).reshape(2, 1, 1),
+        "Pair": np.array([70.0, 69.9]).reshape(2, 1, 1),
+        "Hand": np.array([70.0, 75.0]).reshape(2, 1, 1),
+        "Obj": np.array([1.0, 23.0]).reshape(2, 1, 1),
+    }
+    monkeypatch.setattr(cal, "miou_grids", lambda *a, **k: grids)
+    kw = {"grid_h": [0.1, 0.2], "grid_o": [0.0], "grid_r": [0.5]}
+    th, best = search_thresholds([], "All", **kw)
+    assert th["tau_h"] == 0.2 and best == pytest.approx(69.8)
+    th, best = search_thresholds([], "All", tolerance=0.0, **kw)
+    assert th["tau_h"] == 0.1 and best == pytest.approx(70.0)
+    th, _ = search_thresholds([], "All", tolerance=0.1, **kw)  # 0.2 apart: outside
+    assert th["tau_h"] == 0.1
+
+
 def test_unknown_objective():
     with pytest.raises(CohesivError, match="objective"):
         search_thresholds([_frame()], "Hand")
@@ -185,6 +206,7 @@ def test_calibrate_command_end_to_end(tmp_path):
     assert main(["calibrate", "--run", str(tmp_path / "run"), "--size", "32,64"]) == 2
     with pytest.raises(SystemExit):
         main([*argv, "--size", "32,x"])
+    assert main([*argv, "--tolerance", "-1"]) == 2
 
 
 def _forearm_frame():
