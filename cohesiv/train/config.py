@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,7 +181,8 @@ def make_config(
         values["model"] = model
     if values.get("steps") is None and values.get("epochs") is None:
         values["steps"] = 1000
-    return TrainConfig(data=tuple(str(p) for p in data), out=str(out), preset=preset, **values)
+    # absolute, so that calibrate/eval find the datasets from any working folder
+    return TrainConfig(data=tuple(os.path.abspath(p) for p in data), out=str(out), preset=preset, **values)
 
 
 def git_sha() -> str | None:

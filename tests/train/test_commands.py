@@ -1,3 +1,5 @@
+import os
+
 import yaml
 
 from cohesiv.cli import build_parser, main
@@ -28,7 +30,12 @@ def test_options_override_the_preset_and_the_defaults(tmp_path):
             ]
         )
     )
-    assert cfg.data == ("d1", "d2") and cfg.batch == 10 and cfg.lr == 0.002 and cfg.schedule == "plateau"
+    assert (
+        cfg.data == (os.path.abspath("d1"), os.path.abspath("d2"))
+        and cfg.batch == 10
+        and cfg.lr == 0.002
+        and cfg.schedule == "plateau"
+    )
     cfg = build_config(
         _args(
             [
@@ -61,7 +68,12 @@ def test_resume_takes_the_saved_config(tmp_path):
     saved = make_config(data=["ds"], out=run, size=64, batch=4, steps=10, model=ModelConfig(embed_dim=8))
     (run / "config.yaml").write_text(yaml.safe_dump(config_document(saved)))
     cfg = build_config(_args(["train", "--out", str(run), "--resume", "--steps", "20"]))
-    assert cfg.data == ("ds",) and cfg.size == 64 and cfg.batch == 4 and cfg.model.embed_dim == 8
+    assert (
+        cfg.data == (os.path.abspath("ds"),)
+        and cfg.size == 64
+        and cfg.batch == 4
+        and cfg.model.embed_dim == 8
+    )
     assert cfg.steps == 20
 
 
