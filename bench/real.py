@@ -22,23 +22,12 @@ import argparse
 import json
 import os
 import shlex
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
+from experiment import sh  # the same runner: one cohesiv subprocess, output to the log, exit on failure
 
-
-def sh(args: list[str], log: Path) -> float:
-    t0 = time.perf_counter()
-    with open(log, "a") as f:
-        f.write("$ cohesiv " + " ".join(args) + "\n")
-        f.flush()
-        r = subprocess.run([sys.executable, "-m", "cohesiv", *args], stdout=f, stderr=subprocess.STDOUT)
-    if r.returncode:
-        sys.exit(f"failed ({r.returncode}): cohesiv {' '.join(args)}; see {log}")
-    return time.perf_counter() - t0
+from cohesiv.io.frames import VIDEO_SUFFIXES
 
 
 def find_clips(data: Path) -> list[Path]:
@@ -48,10 +37,10 @@ def find_clips(data: Path) -> list[Path]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    default_data = os.environ.get("COHESIV_DATA") or str(
-        Path(__file__).resolve().parents[2] / "shared" / "data"
+    default_data = Path(
+        os.environ.get("COHESIV_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
     )
-    ap.add_argument("--data", type=Path, default=Path(default_data), help="folder with the real clips")
+    ap.add_argument("--data", type=Path, default=default_data, help="folder with the real clips")
     ap.add_argument("--work", type=Path, default=Path("/tmp/cohesiv-real"))
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--train-size", type=int, default=192)
