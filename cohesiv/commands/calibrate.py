@@ -14,7 +14,9 @@ within --tolerance points of the best, the mean of the All, Pair, Hand and Obj m
 fixed, it tries growing each hand mask into the connected pixels the embedding calls person (tau_g;
 recovers forearms that move unlike the hand when the run was trained on pseudo-labels made with
 'cohesiv pseudolabel --forearm') and keeps it only if it raises that mIoU by at least half a point
-(--no-grow: never). The result is written to RUN/calibration.json, which 'cohesiv predict' and
+(--no-grow: never). Last it tries opening the object masks with a disc (open_o, a fraction of the
+image's longer side; removes the thin rims of false object that a moving empty hand leaves) under the
+same rule (--no-open: never). The result is written to RUN/calibration.json, which 'cohesiv predict' and
 'cohesiv eval' use.
 
 Without --val (no labeled clip at all) only the prototypes are computed; prediction then splits
@@ -64,6 +66,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "mean of All, Pair, Hand and Obj (All and Pair hardly constrain the hand/object split)",
     )
     p.add_argument("--no-grow", action="store_true", help="do not try the hand-growing read-out (tau_g)")
+    p.add_argument(
+        "--no-open",
+        action="store_true",
+        help="do not try opening the object masks (open_o: removes thin false-object rims)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -97,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         seed=args.seed,
         grow=not args.no_grow,
+        opening=not args.no_open,
         tolerance=args.tolerance,
         progress=not args.no_progress,
     )
@@ -113,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"validation {doc['objective']} mIoU by network size: {tried}; kept {doc['size']}")
     print(
         f"{args.run}/calibration.json (size {doc['size']}): tau_h={t['tau_h']:g} tau_o={t['tau_o']:g} tau_r={t['tau_r']:g} "
-        f"tau_g={'off' if t.get('tau_g') is None else format(t['tau_g'], 'g')}; "
+        f"tau_g={'off' if t.get('tau_g') is None else format(t['tau_g'], 'g')} "
+        f"open_o={'off' if t.get('open_o') is None else format(t['open_o'], 'g')}; "
         f"validation mIoU All {m['All']['mIoU']:.1f} Pair {m['Pair']['mIoU']:.1f} "
         f"Hand {m['Hand']['mIoU']:.1f} Obj {m['Obj']['mIoU']:.1f} ({m['n_images']} images, {m['n_hands']} hands)"
     )

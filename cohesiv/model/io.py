@@ -35,8 +35,9 @@ CONFIG_FILE = "config.yaml"
 CHECKPOINT_DIR = "checkpoints"
 CALIBRATION_FILE = "calibration.json"
 THRESHOLD_NAMES = ("tau_h", "tau_o", "tau_r")
-#: Optional thresholds (absent: that step of the read-out is off): ``tau_g`` grows hands through person pixels.
-OPTIONAL_THRESHOLD_NAMES = ("tau_g",)
+#: Optional thresholds (absent: that step of the read-out is off): ``tau_g`` grows hands through person
+#: pixels; ``open_o`` opens the object masks (radius as a fraction of the image's longer side).
+OPTIONAL_THRESHOLD_NAMES = ("tau_g", "open_o")
 PROTOTYPE_NAMES = ("person", "object")
 
 
@@ -227,7 +228,7 @@ class Calibration:
 
     Attributes:
         prototypes: ``{"person": (F,), "object": (F,)}`` float32 mean embeddings, or None.
-        thresholds: ``{"tau_h", "tau_o", "tau_r"}`` floats (and ``"tau_g"`` when hand growing is on), or None.
+        thresholds: ``{"tau_h", "tau_o", "tau_r"}`` floats (and ``"tau_g"`` / ``"open_o"`` when hand growing / object opening is on), or None.
         size: the network's longer image side the prototypes and thresholds were fitted at (prediction
             uses it unless told otherwise), or None (older files: the run's training size).
     """
@@ -290,7 +291,7 @@ def write_calibration(
     Args:
         run_dir: the run folder.
         prototypes: ``{"person": (F,), "object": (F,)}`` arrays/lists, or None.
-        thresholds: ``{"tau_h", "tau_o", "tau_r"}`` (optionally ``"tau_g"``), or None.
+        thresholds: ``{"tau_h", "tau_o", "tau_r"}`` (optionally ``"tau_g"``, ``"open_o"``), or None.
         **extra: other JSON-able entries (e.g. the grid-search scores, the number of samples).
 
     Returns:

@@ -12,7 +12,10 @@ Read-out, per query k (``S_k`` the score map, ``Z`` the embedding):
   hand_k = cos(Z, z_person) > tau_h AND S_k > tau_r; object_k = cos(Z, z_object) > tau_o AND
   S_k > tau_r AND NOT hand_k; when the calibration also chose ``tau_g`` (beyond [C], see
   :func:`grow_hands`), each hand then grows into the connected person pixels cos(Z, z_person) > tau_g
-  it touches (the forearm, which often moves unlike the hand and so has a low S_k);
+  it touches (the forearm, which often moves unlike the hand and so has a low S_k); when it chose
+  ``open_o`` (beyond [C], see :func:`open_objects`), each object mask is then opened with a disc of
+  that radius (a fraction of the image's longer side), which removes the thin rims that S_k leaves
+  around a moving hand that holds nothing;
 * prototypes without thresholds: S_k > 0.5, split into hand/object by the closer prototype;
 * no calibration at all: the person prototype is the mean embedding at the query points (queries lie
   on hands); hand_k = cos(Z, z_query) > 0.5 AND S_k > 0.5; object_k = S_k > 0.5 AND NOT hand_k;
@@ -203,6 +206,33 @@ def grow_hands(
     return grown, obj & ~grown.any(0)[None]
 
 
+def open_objects(obj: np.ndarray, radius: float) -> np.ndarray:
+    """Morphological opening of each object mask with a disc of ``radius`` pixels (beyond [C]).
+
+    S_k blurs at the edges of a moving hand, so a hand that holds nothing still gets a rim of object
+    pixels a few pixels wide around it (false objects). An opening removes every part of a mask that
+    a disc of this radius does not fit in, and keeps the rest unchanged.
+
+    Args:
+        obj: ``(K, H, W)`` bool/{0, 1} object masks.
+        radius: disc radius in pixels; below 0.5 nothing changes.
+
+    Returns:
+        ``(K, H, W)`` bool.
+    """
+    obj = np.asarray(obj, bool)
+    r = int(round(float(radius)))
+    if r < 1 or obj.size == 0:
+        return obj
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    return np.stack([cv2.morphologyEx(o.astype(np.uint8), cv2.MORPH_OPEN, disc) > 0 for o in obj])
+
+
+def opening_radius(open_o: float, shape: Sequence[int]) -> float:
+    """The opening radius in pixels of ``open_o`` (a fraction of the longer side of ``shape``)."""
+    return float(open_o) * max(int(shape[-1]), int(shape[-2]))
+
+
 def _pad_to_multiple(x: torch.Tensor, multiple: int = SIZE_MULTIPLE) -> torch.Tensor:
     """Pad ``(B, C, H, W)`` at the bottom and right to multiples of ``multiple`` (reflect, else replicate)."""
     h, w = x.shape[-2:]
@@ -220,7 +250,8 @@ class Predictor:
         model: a trained :class:`~cohesiv.model.CohesivNet`. Moved to ``device`` if one is given; its
             train/eval mode is restored after every call.
         prototypes: ``{"person": (F,), "object": (F,)}`` mean embeddings (from calibration), or None.
-        thresholds: ``{"tau_h", "tau_o", "tau_r"}`` (from calibration), optionally with ``"tau_g"``
+        thresholds: ``{"tau_h", "tau_o", "tau_r"}`` (from calibration), optionally with ``"open_o"``
+            (:func:`open_objects`) and ``"tau_g"``
             (:func:`grow_hands`), or None.
         size: the longer image side fed to the network (the image is resized; the outputs are at the
             original size), or None to keep the image size.
@@ -264,6 +295,10 @@ class Predictor:
         #: threshold of :func:`grow_hands` (None: off); only used with calibrated thresholds.
         self.tau_g = (
             None if thresholds is None or thresholds.get("tau_g") is None else float(thresholds["tau_g"])
+        )
+        #: object opening radius as a fraction of the image's longer side (:func:`open_objects`; None: off).
+        self.open_o = (
+            None if thresholds is None or thresholds.get("open_o") is None else float(thresholds["open_o"])
         )
 
     @classmethod
@@ -423,6 +458,8 @@ class Predictor:
                     person_sim.float().cpu().numpy(),
                     self.tau_g,
                 )
+            if self.open_o is not None and mode == "calibrated":
+                obj_np = open_objects(obj_np, opening_radius(self.open_o, (h, w)))
             hand_np, obj_np = hand_np.astype(np.uint8), obj_np.astype(np.uint8)
             return Prediction(
                 hand_masks=hand_np,

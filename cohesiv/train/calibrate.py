@@ -16,6 +16,9 @@
 * **Hand growing** (beyond [C]): with those thresholds fixed, ``tau_g`` of
   :func:`cohesiv.model.predictor.grow_hands` is chosen on the same frames (:func:`search_growth`) and
   kept only when it raises the objective by at least half a point.
+* **Object opening** (beyond [C]): then ``open_o``, the radius (a fraction of the image's longer
+  side) of :func:`cohesiv.model.predictor.open_objects`, is chosen the same way
+  (:func:`search_opening`); it removes the thin object rims around hands that hold nothing.
 
 The result goes to ``RUN/calibration.json`` (through :func:`cohesiv.model.io.write_calibration`):
 ``{"prototypes": {"person", "object"}, "thresholds": {"tau_h", "tau_o", "tau_r"}, "val_metrics": ...,
@@ -43,6 +46,8 @@ GRID_O = GRID_H
 GRID_R = tuple(np.round(np.arange(0.05, 0.951, 0.05), 3).tolist())
 #: Candidate hand-growing thresholds tau_g (cosine similarity to the person prototype).
 GRID_G = tuple(np.round(np.arange(0.3, 0.951, 0.05), 3).tolist())
+#: Candidate object-opening radii open_o (fractions of the image's longer side: 1-10 pixels at 256).
+GRID_OPEN = (0.005, 0.01, 0.015, 0.02, 0.03, 0.04)
 OBJECTIVES = ("All", "Pair")
 
 
@@ -363,7 +368,7 @@ def frame_metrics(frames: Sequence[ValFrame], thresholds: dict[str, float]) -> d
     import torch
 
     from cohesiv.eval.metrics import HOSMeter
-    from cohesiv.model.predictor import grow_hands, readout
+    from cohesiv.model.predictor import grow_hands, open_objects, opening_radius, readout
 
     meter = HOSMeter()
     for f in frames:
@@ -377,8 +382,32 @@ def frame_metrics(frames: Sequence[ValFrame], thresholds: dict[str, float]) -> d
         hand, obj = hand.numpy(), obj.numpy()
         if thresholds.get("tau_g") is not None:
             hand, obj = grow_hands(hand, obj, f.scores, f.person_sim, thresholds["tau_g"])
+        if thresholds.get("open_o") is not None:
+            obj = open_objects(obj, opening_radius(thresholds["open_o"], f.person_sim.shape))
         meter.add(f.label, f.sides, f.queries, hand, obj)
     return meter.result()
+
+
+def _search_option(
+    frames: Sequence[ValFrame],
+    thresholds: dict[str, float],
+    key: str,
+    grid: Sequence[float],
+    objective: str,
+    min_gain: float,
+) -> tuple[float | None, dict[str, float]]:
+    """Score ``thresholds`` without and with each value of the optional step ``key``; keep the best.
+
+    The step is switched on only when it raises the objective's mIoU by at least ``min_gain``.
+    """
+    base = {k: v for k, v in thresholds.items() if k != key}
+    scores = {"off": float(frame_metrics(frames, base)[objective]["mIoU"])}
+    for g in grid:
+        scores[f"{g:g}"] = float(frame_metrics(frames, dict(base, **{key: float(g)}))[objective]["mIoU"])
+    best_key = max((k for k in scores if k != "off"), key=scores.__getitem__, default=None)
+    if best_key is None or scores[best_key] < scores["off"] + min_gain:
+        return None, scores
+    return float(best_key), scores
 
 
 def search_growth(
@@ -402,13 +431,29 @@ def search_growth(
         ``(tau_g or None, {"off" or str(tau_g): objective mIoU})``.
     """
     base = {k: thresholds[k] for k in ("tau_h", "tau_o", "tau_r")}
-    scores = {"off": float(frame_metrics(frames, base)[objective]["mIoU"])}
-    for g in grid_g:
-        scores[f"{g:g}"] = float(frame_metrics(frames, dict(base, tau_g=float(g)))[objective]["mIoU"])
-    best_key = max((k for k in scores if k != "off"), key=scores.__getitem__, default=None)
-    if best_key is None or scores[best_key] < scores["off"] + min_gain:
-        return None, scores
-    return float(best_key), scores
+    return _search_option(frames, base, "tau_g", grid_g, objective, min_gain)
+
+
+def search_opening(
+    frames: Sequence[ValFrame],
+    thresholds: dict[str, float],
+    objective: str = "All",
+    grid: Sequence[float] = GRID_OPEN,
+    min_gain: float = 0.5,
+) -> tuple[float | None, dict[str, float]]:
+    """Choose the object-opening radius ``open_o`` (:func:`cohesiv.model.predictor.open_objects`), or none.
+
+    Args:
+        frames: validation maps.
+        thresholds: the calibrated thresholds, with ``tau_g`` when growing is on (kept fixed).
+        objective: task whose mIoU decides.
+        grid: candidate radii, as fractions of the image's longer side.
+        min_gain: the opening is switched on only when it raises the objective by at least this much.
+
+    Returns:
+        ``(open_o or None, {"off" or str(open_o): objective mIoU})``.
+    """
+    return _search_option(frames, thresholds, "open_o", grid, objective, min_gain)
 
 
 def search_thresholds(
@@ -466,6 +511,7 @@ def calibrate_run(
     device: str | None = None,
     seed: int = 0,
     grow: bool = True,
+    opening: bool = True,
     tolerance: float = TOLERANCE,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -488,6 +534,8 @@ def calibrate_run(
             mean mIoU of the four tasks (:func:`search_thresholds`).
         grow: also try the hand-growing read-out (``tau_g``, :func:`search_growth`) and keep it
             when it helps on the validation clips.
+        opening: also try opening the object masks (``open_o``, :func:`search_opening`) and
+            keep it when it helps on the validation clips.
         progress: progress bars on stderr.
 
     Returns:
@@ -524,6 +572,10 @@ def calibrate_run(
     if tau_g is not None:
         thresholds = dict(thresholds, tau_g=tau_g)
         best = growth[f"{tau_g:g}"]
+    open_o, opened = search_opening(frames, thresholds, objective) if opening else (None, {})
+    if open_o is not None:
+        thresholds = dict(thresholds, open_o=open_o)
+        best = opened[f"{open_o:g}"]
     metrics = frame_metrics(frames, thresholds)
     doc = {
         "objective": objective,
@@ -537,6 +589,7 @@ def calibrate_run(
         "sizes": {str(f[1]): f[0] for f in fits},
         "grid": {"tau_h": list(GRID_H), "tau_o": list(GRID_O), "tau_r": list(GRID_R)},
         "growth": growth,
+        "opening": opened,
     }
     write_calibration(run, protos, thresholds, **doc)
     return dict(doc, prototypes={k: v.tolist() for k, v in protos.items()}, thresholds=thresholds)

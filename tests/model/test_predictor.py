@@ -324,3 +324,28 @@ def test_predictor_applies_tau_g_from_the_calibration(tmp_path):
     assert 0 < plain.hand_masks.mean() < 1
     # tau_g = -1: every pixel is person-like, so the hand grows to the whole image
     assert grown.hand_masks.all() and not grown.object_masks.any()
+
+
+def test_predictor_applies_open_o_from_the_calibration(tmp_path):
+    from cohesiv.model.predictor import open_objects, opening_radius
+
+    torch.manual_seed(0)
+    net = build_model(CFG).eval()
+    with torch.no_grad():  # S = 1 everywhere: objects are the pixels that are not person-like
+        for head in (net.query_head, net.key_head):
+            head[-1].weight.zero_()
+            head[-1].bias.fill_(1.0)
+    rng = np.random.default_rng(1)
+    protos = {"person": rng.normal(size=8), "object": rng.normal(size=8)}
+    ths = {"tau_h": 0.3, "tau_o": -1.0, "tau_r": 0.5}
+    write_calibration(tmp_path, protos, dict(ths, open_o=0.05))
+    assert read_calibration(tmp_path).thresholds == dict(ths, open_o=0.05)
+    image = _image()
+    plain = Predictor(net, prototypes=protos, thresholds=ths).predict(image, [(20, 20)], ["left"])
+    opened = Predictor(net, prototypes=protos, thresholds=dict(ths, open_o=0.05)).predict(
+        image, [(20, 20)], ["left"]
+    )
+    assert plain.object_masks.any()
+    expected = open_objects(plain.object_masks, opening_radius(0.05, image.shape[:2]))
+    assert (opened.object_masks == expected).all() and (opened.hand_masks == plain.hand_masks).all()
+    assert opened.object_masks.sum() < plain.object_masks.sum()

@@ -234,3 +234,46 @@ def test_search_growth_switches_on_only_when_it_helps():
     plain = [_frame()]
     th2, _ = search_thresholds(plain, "Pair")
     assert search_growth(plain, th2, "Pair", grid_g=[0.5])[0] is None
+
+
+def _rim_frame() -> ValFrame:
+    """An empty hand with a 1-pixel rim of high S around it: the rim reads out as a false object."""
+    label = np.zeros((32, 32), np.uint8)
+    label[10:20, 10:20] = LEFT_HAND
+    person = np.where(label == LEFT_HAND, 0.8, -0.2).astype(np.float32)
+    obj = np.where(label == LEFT_HAND, -0.8, 0.6).astype(np.float32)
+    s = np.zeros((1, 32, 32), np.float32)
+    s[0, 9:21, 9:21] = 0.9  # the hand and a rim one pixel wide
+    return ValFrame(label, s, person, obj, ["left"], [(14.0, 14.0)])
+
+
+def test_open_objects_removes_thin_rims_and_keeps_blobs():
+    from cohesiv.model.predictor import open_objects, opening_radius
+
+    obj = np.zeros((2, 40, 40), bool)
+    obj[0, 5:7, 5:35] = True  # a band 2 pixels wide
+    obj[1, 10:30, 10:30] = True  # a 20x20 object
+    out = open_objects(obj, 2.0)
+    assert not out[0].any()
+    assert not (out[1] & ~obj[1]).any()  # an opening never adds pixels
+    lost = obj[1] & ~out[1]
+    assert lost.sum() <= 4 * 3 and not lost[11:29, 11:29].any()  # only the square's corner pixels go
+    assert (open_objects(obj, 0.4) == obj).all()  # below half a pixel: unchanged
+    assert opening_radius(0.01, (3, 100, 300)) == pytest.approx(3.0)
+
+
+def test_search_opening_switches_on_only_when_it_helps():
+    from cohesiv.train.calibrate import search_opening
+
+    frames = [_rim_frame()]
+    th = {"tau_h": 0.5, "tau_o": 0.5, "tau_r": 0.5}
+    before = frame_metrics(frames, th)
+    assert before["Obj"]["false_object_rate"] == pytest.approx(100.0)
+    assert before["Pair"]["mIoU"] == pytest.approx(100.0 * 100 / 144)
+    open_o, scores = search_opening(frames, th, "Pair", grid=[0.01, 0.05])
+    assert open_o == 0.05 and scores["0.05"] == pytest.approx(100.0)  # radius 1.6 -> 2 pixels
+    assert scores["0.01"] == scores["off"]  # radius 0.32: below half a pixel, nothing changes
+    after = frame_metrics(frames, dict(th, open_o=0.05))
+    assert after["Obj"]["false_object_rate"] == pytest.approx(0.0)
+    # a frame without rims: opening does not help, it stays off
+    assert search_opening([_frame()], {"tau_h": 0.5, "tau_o": 0.5, "tau_r": 0.5}, "Pair")[0] is None
