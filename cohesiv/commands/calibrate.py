@@ -16,7 +16,8 @@ recovers forearms that move unlike the hand when the run was trained on pseudo-l
 'cohesiv pseudolabel --forearm') and keeps it only if it raises that mIoU by at least half a point
 (--no-grow: never). Last it tries opening the object masks with a disc (open_o, a fraction of the
 image's longer side; removes the thin rims of false object that a moving empty hand leaves) under the
-same rule (--no-open: never). The result is written to RUN/calibration.json, which 'cohesiv predict' and
+same rule (--no-open: never). With --flip, every size is also calibrated with the test-time flip
+(the mirrored image's maps averaged in), kept when it wins by half a point. The result is written to RUN/calibration.json, which 'cohesiv predict' and
 'cohesiv eval' use.
 
 Without --val (no labeled clip at all) only the prototypes are computed; prediction then splits
@@ -71,6 +72,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="do not try opening the object masks (open_o: removes thin false-object rims)",
     )
+    p.add_argument(
+        "--flip",
+        action="store_true",
+        help="also calibrate with the test-time flip (the mirrored image's maps averaged in; twice the "
+        "prediction cost) and keep it when it raises the validation mIoU by at least half a point",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -105,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         grow=not args.no_grow,
         opening=not args.no_open,
+        flip=args.flip,
         tolerance=args.tolerance,
         progress=not args.no_progress,
     )
@@ -119,8 +127,11 @@ def run(args: argparse.Namespace) -> int:
     if len(doc["sizes"]) > 1:
         tried = ", ".join(f"{k}: {v:.1f}" for k, v in doc["sizes"].items())
         print(f"validation {doc['objective']} mIoU by network size: {tried}; kept {doc['size']}")
+    if doc.get("flip_sizes"):
+        tried = ", ".join(f"{k}: {v:.1f}" for k, v in doc["flip_sizes"].items())
+        print(f"with the test-time flip: {tried}; {'kept' if doc['flip'] else 'not kept'}")
     print(
-        f"{args.run}/calibration.json (size {doc['size']}): tau_h={t['tau_h']:g} tau_o={t['tau_o']:g} tau_r={t['tau_r']:g} "
+        f"{args.run}/calibration.json (size {doc['size']}{', flip' if doc.get('flip') else ''}): tau_h={t['tau_h']:g} tau_o={t['tau_o']:g} tau_r={t['tau_r']:g} "
         f"tau_g={'off' if t.get('tau_g') is None else format(t['tau_g'], 'g')} "
         f"open_o={'off' if t.get('open_o') is None else format(t['open_o'], 'g')}; "
         f"validation mIoU All {m['All']['mIoU']:.1f} Pair {m['Pair']['mIoU']:.1f} "

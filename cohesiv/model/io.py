@@ -231,11 +231,14 @@ class Calibration:
         thresholds: ``{"tau_h", "tau_o", "tau_r"}`` floats (and ``"tau_g"`` / ``"open_o"`` when hand growing / object opening is on), or None.
         size: the network's longer image side the prototypes and thresholds were fitted at (prediction
             uses it unless told otherwise), or None (older files: the run's training size).
+        flip: the maps were fitted with the test-time flip (:class:`cohesiv.model.Predictor`), so
+            prediction uses it too.
     """
 
     prototypes: dict[str, np.ndarray] | None
     thresholds: dict[str, float] | None
     size: int | None = None
+    flip: bool = False
 
 
 def read_calibration(run_dir: str | os.PathLike) -> Calibration | None:
@@ -277,7 +280,10 @@ def read_calibration(run_dir: str | os.PathLike) -> Calibration | None:
     size = data.get("size")
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size <= 0):
         raise InputError(path, f"'size' must be a positive integer, got {size!r}")
-    return Calibration(protos, ths, size)
+    flip = data.get("flip", False)
+    if not isinstance(flip, bool):
+        raise InputError(path, f"'flip' must be true or false, got {flip!r}")
+    return Calibration(protos, ths, size, flip)
 
 
 def write_calibration(

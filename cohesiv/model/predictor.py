@@ -256,6 +256,9 @@ class Predictor:
         size: the longer image side fed to the network (the image is resized; the outputs are at the
             original size), or None to keep the image size.
         device: torch device, default the model's.
+        flip: test-time flip: also run the mirrored image (query points mirrored) and average its
+            mirrored-back maps with the plain ones (scores averaged; unit embeddings averaged and
+            normalised). Twice the network cost; ``cohesiv calibrate --flip`` decides on validation clips.
 
     Example:
         >>> pred = Predictor.from_run("runs/cup")  # doctest: +SKIP
@@ -272,8 +275,10 @@ class Predictor:
         thresholds: Mapping[str, float] | None = None,
         size: int | None = None,
         device: torch.device | str | None = None,
+        flip: bool = False,
     ) -> None:
         self.model = model
+        self.flip = bool(flip)
         if device is not None:
             model.to(device)
         self.device = next(model.parameters()).device
@@ -334,6 +339,7 @@ class Predictor:
             thresholds=None if cal is None else cal.thresholds,
             size=size,
             device=device,
+            flip=cal is not None and cal.flip,
         )
 
     @property
@@ -352,7 +358,7 @@ class Predictor:
         return max(1, round(h * s)), max(1, round(w * s))
 
     def _input(self, image: np.ndarray) -> tuple[torch.Tensor, tuple[int, int]]:
-        """``(1, 3, Hp, Wp)`` normalised padded network input and the unpadded ``(h, w)``."""
+        """``(1, 3, h, w)`` normalised network input at the network's size (not padded yet)."""
         check_shape(image, "H,W,3", "image")
         if image.dtype != np.uint8:
             raise ValueError(f"image must be uint8 RGB, got {image.dtype}")
@@ -364,7 +370,28 @@ class Predictor:
             x = F.interpolate(
                 x, size=(rh, rw), mode="bilinear", align_corners=False, antialias=self._antialias and rh < h
             )
-        return _pad_to_multiple(x), (rh, rw)
+        return x
+
+    def _forward(self, x: torch.Tensor, pts: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Z ``(F, h, w)`` (unit vectors) and scores ``(K, h, w)`` of an unpadded input ``(1, 3, h, w)``.
+
+        With ``flip``, the maps of the mirrored image (queries mirrored: ``x -> w - 1 - x``) are mirrored
+        back and averaged with the plain ones (unit embeddings averaged, then normalised again).
+        """
+        rh, rw = x.shape[-2:]
+
+        def one(xi: torch.Tensor, p: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+            z = self.model.embed(_pad_to_multiple(xi))
+            s = None if p is None else self.model.score(z, p)[0, :, :rh, :rw]
+            return F.normalize(z[0, :, :rh, :rw], dim=0), s
+
+        z, s = one(x, pts)
+        if self.flip:
+            pf = None if pts is None else torch.stack([(rw - 1) - pts[..., 0], pts[..., 1]], -1)
+            zf, sf = one(x.flip(-1), pf)
+            z = F.normalize(z + zf.flip(-1), dim=0)
+            s = None if s is None else 0.5 * (s + sf.flip(-1))
+        return z, s
 
     def _run(self, fn):
         was_training = self.model.training
@@ -385,13 +412,16 @@ class Predictor:
             resize_back: resize Z (bilinear) to ``(H, W)``; else return it at the network's resolution.
 
         Returns:
-            ``(F, H, W)`` float32 (not normalised).
+            ``(F, H, W)`` float32 (not normalised; with ``flip``, the normalised mean of the unit
+            embeddings of both passes).
         """
         h, w = image.shape[:2]
 
         def run() -> np.ndarray:
-            x, (rh, rw) = self._input(image)
-            z = self.model.embed(x)[:, :, :rh, :rw]
+            x = self._input(image)
+            z = self._forward(x, None)[0][None] if self.flip else self.model.embed(_pad_to_multiple(x))
+            rh, rw = x.shape[-2:]
+            z = z[:, :, :rh, :rw]
             if resize_back and (rh, rw) != (h, w):
                 z = F.interpolate(z, size=(h, w), mode="bilinear", align_corners=False)
             return z[0].float().cpu().numpy()
@@ -421,16 +451,16 @@ class Predictor:
         sides_r = resolve_sides(q, sides, w)
 
         def run() -> Prediction:
-            x, (rh, rw) = self._input(image)
-            z = self.model.embed(x)
+            x = self._input(image)
+            rh, rw = x.shape[-2:]
             k = len(q)
+            pts = None
             if k:
                 s = torch.tensor([rw / w, rh / h], dtype=torch.float32)
-                pts = ((torch.from_numpy(q) + 0.5) * s - 0.5).to(self.device, z.dtype)[None]
-                scores = self.model.score(z, pts)[0, :, :rh, :rw]
-            else:
-                scores = z.new_zeros(0, rh, rw)
-            zc = F.normalize(z[0, :, :rh, :rw], dim=0)  # (F, h, w)
+                pts = ((torch.from_numpy(q) + 0.5) * s - 0.5).to(self.device, x.dtype)[None]
+            zc, scores = self._forward(x, pts)  # (F, h, w) unit vectors, (K, h, w)
+            if scores is None:
+                scores = zc.new_zeros(0, rh, rw)
             if self.prototypes is not None:
                 protos = self.prototypes.to(zc.dtype)
                 mode = "calibrated" if self.thresholds is not None else "nearest-prototype"

@@ -195,6 +195,44 @@ def test_predict_pads_odd_sizes_and_rescales_queries(model):
     assert odd.scores.shape == (1, 37, 50)
 
 
+def test_flip_averages_the_mirrored_pass_and_is_mirror_symmetric(model, tmp_path):
+    img = _image(64, 96, seed=5)
+    q = [(10.0, 20.0), (70.25, 41.0)]
+    qm = [(95 - x, y) for x, y in q]  # mirrored queries: x -> W - 1 - x
+    plain = Predictor(model)
+    a, b = plain.predict(img, q), plain.predict(img[:, ::-1], qm)
+    flip = Predictor(model, flip=True)
+    out = flip.predict(img, q)
+    # scores: the mean of the plain pass and the mirrored pass mirrored back
+    np.testing.assert_allclose(out.scores, 0.5 * (a.scores + b.scores[:, :, ::-1]), atol=1e-5)
+    # embeddings: the normalised mean of the unit embeddings of both passes
+    za, zb = plain.features(img), plain.features(np.ascontiguousarray(img[:, ::-1]))[:, :, ::-1]
+    unit = lambda z: z / np.linalg.norm(z, axis=0, keepdims=True)  # noqa: E731
+    np.testing.assert_allclose(flip.features(img), unit(unit(za) + unit(zb)), atol=1e-5)
+    # so the flipped predictor is exactly mirror-symmetric (no padding at 64x96), the plain one is not
+    m = flip.predict(np.ascontiguousarray(img[:, ::-1]), qm)
+    np.testing.assert_allclose(m.scores[:, :, ::-1], out.scores, atol=1e-5)
+    assert np.abs(b.scores[:, :, ::-1] - a.scores).max() > 1e-3
+    # a padded, resized input keeps the output shape
+    assert Predictor(model, size=40, flip=True).predict(_image(37, 50), [(5.0, 5.0)]).scores.shape == (
+        1,
+        37,
+        50,
+    )
+    # the calibration's choice reaches predict/eval through from_run; a bad value is a clear error
+    save_run_model(tmp_path, model, CFG, state={"step": 1})
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"model": CFG.to_dict(), "train": {"size": 64}}))
+    rng = np.random.default_rng(0)
+    protos = {"person": rng.normal(size=8), "object": rng.normal(size=8)}
+    write_calibration(tmp_path, protos, {"tau_h": 0.1, "tau_o": 0.1, "tau_r": 0.05}, flip=True)
+    assert read_calibration(tmp_path).flip and Predictor.from_run(tmp_path).flip
+    write_calibration(tmp_path, protos, None)
+    assert not read_calibration(tmp_path).flip and not Predictor.from_run(tmp_path).flip
+    write_calibration(tmp_path, protos, None, flip="yes")
+    with pytest.raises(InputError, match="'flip' must be true or false"):
+        read_calibration(tmp_path)
+
+
 def test_predict_keeps_callers_mode_and_no_grad(model):
     pred = Predictor(model)
     model.train()

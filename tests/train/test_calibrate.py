@@ -202,6 +202,12 @@ def test_calibrate_command_end_to_end(tmp_path):
     assert doc["sizes"][str(doc["size"])] == max(doc["sizes"].values())
     assert Predictor.from_run(tmp_path / "run").size == doc["size"]
     assert Predictor.from_run(tmp_path / "run", size=96).size == 96  # the caller's size wins
+    # the test-time flip is calibrated beside the plain read-out and kept only when it helps
+    assert main([*argv, "--flip"]) == 0
+    doc = json.loads((tmp_path / "run" / "calibration.json").read_text())
+    assert set(doc["flip_sizes"]) == set(doc["sizes"]) == {"32"}
+    assert doc["flip"] == (doc["flip_sizes"]["32"] >= doc["sizes"]["32"] + 0.5)
+    assert Predictor.from_run(tmp_path / "run").flip == doc["flip"]
     # choosing a size needs labels; a bad size list is a usage error
     assert main(["calibrate", "--run", str(tmp_path / "run"), "--size", "32,64"]) == 2
     with pytest.raises(SystemExit):
