@@ -196,7 +196,8 @@ class HandDetector:
         """Release MediaPipe's graph (safe to call twice)."""
         lm = getattr(self, "_landmarker", None)
         if lm is not None:
-            lm.close()
+            with self._quiet():  # MediaPipe logs its accelerator teardown on stderr
+                lm.close()
             self._landmarker = None
 
     def detect_raw(self, image: np.ndarray, timestamp_ms: int | None = None) -> list[Detection]:
