@@ -28,6 +28,10 @@ import numpy as np
 
 from cohesiv.errors import CohesivError
 
+#: Names of the learned model and of its pseudo-label baseline in the demo's metrics.
+MODEL_METHOD = "COHESIV (ours, trained on pseudo-labels)"
+PSEUDO_METHOD = "Thresholded Responsibility (DIS)"
+
 
 def default_video() -> Path:
     """The embedded demo clip: a hand holding a cup (OpenCV docs, Apache-2.0/BSD)."""
@@ -218,16 +222,16 @@ def run_demo(cfg: DemoConfig, *, say: Callable[[str], None] = print, progress: b
     # 6. evaluation on held-out synthetic clips
     metrics: dict = {}
     with _stage(times, "eval", say):
-        metrics["COHESIV (ours, trained on pseudo-labels)"] = evaluate_run(run, test_clips, progress=progress)
+        metrics[MODEL_METHOD] = evaluate_run(run, test_clips, progress=progress)
         base = build_baseline("responsibility", flow="dis", background="homography")
-        metrics["Thresholded Responsibility (DIS)"], _ = run_baseline(
+        metrics[PSEUDO_METHOD], _ = run_baseline(
             base, test_clips, val=val_clips, progress=progress
         )
         fb = build_baseline("flow", flow="dis", background="homography")
         metrics["Flow baseline (DIS)"], _ = run_baseline(fb, test_clips, val=val_clips, progress=progress)
         write_metrics(out / "metrics.json", metrics)
-    model_all = metrics["COHESIV (ours, trained on pseudo-labels)"]["All"]["mIoU"]
-    pseudo_all = metrics["Thresholded Responsibility (DIS)"]["All"]["mIoU"]
+    model_all = metrics[MODEL_METHOD]["All"]["mIoU"]
+    pseudo_all = metrics[PSEUDO_METHOD]["All"]["mIoU"]
     short_run = []
     if model_all < pseudo_all:
         short_run = [

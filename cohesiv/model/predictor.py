@@ -357,7 +357,7 @@ class Predictor:
         s = self.size / max(h, w)
         return max(1, round(h * s)), max(1, round(w * s))
 
-    def _input(self, image: np.ndarray) -> tuple[torch.Tensor, tuple[int, int]]:
+    def _input(self, image: np.ndarray) -> torch.Tensor:
         """``(1, 3, h, w)`` normalised network input at the network's size (not padded yet)."""
         check_shape(image, "H,W,3", "image")
         if image.dtype != np.uint8:
