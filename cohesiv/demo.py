@@ -224,9 +224,7 @@ def run_demo(cfg: DemoConfig, *, say: Callable[[str], None] = print, progress: b
     with _stage(times, "eval", say):
         metrics[MODEL_METHOD] = evaluate_run(run, test_clips, progress=progress)
         base = build_baseline("responsibility", flow="dis", background="homography")
-        metrics[PSEUDO_METHOD], _ = run_baseline(
-            base, test_clips, val=val_clips, progress=progress
-        )
+        metrics[PSEUDO_METHOD], _ = run_baseline(base, test_clips, val=val_clips, progress=progress)
         fb = build_baseline("flow", flow="dis", background="homography")
         metrics["Flow baseline (DIS)"], _ = run_baseline(fb, test_clips, val=val_clips, progress=progress)
         write_metrics(out / "metrics.json", metrics)
