@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from cohesiv._checks import check_shape
-from cohesiv.io.labels import BOTH_OBJECT, LEFT_HAND, LEFT_OBJECT, RIGHT_HAND, RIGHT_OBJECT
+from cohesiv.io.labels import compose_label
 from cohesiv.model.net import SIZE_MULTIPLE, CohesivNet, normalize_images, sample_at_points
 
 #: Thresholds used when a run has prototypes but no calibrated thresholds.
@@ -99,34 +99,6 @@ def resolve_sides(queries: np.ndarray, sides: Sequence[str | None] | None, width
             raise ValueError(f"side must be 'left', 'right' or None, got {s!r}")
         out.append(s if s is not None else ("left" if x < (width - 1) / 2 else "right"))
     return out
-
-
-def compose_label(hand_masks: np.ndarray, object_masks: np.ndarray, sides: Sequence[str]) -> np.ndarray:
-    """Compose the EgoHOS label image of per-hand masks.
-
-    Objects of left hands are 3, of right hands 4, claimed by both sides 5; hands (1 left, 2 right)
-    are drawn over objects.
-
-    Args:
-        hand_masks: ``(K, H, W)`` {0, 1}.
-        object_masks: ``(K, H, W)`` {0, 1}.
-        sides: K entries "left" or "right".
-
-    Returns:
-        ``(H, W)`` uint8 label.
-    """
-    k, h, w = hand_masks.shape
-    label = np.zeros((h, w), np.uint8)
-    hm, om = hand_masks.astype(bool), object_masks.astype(bool)
-    left = np.array([s == "left" for s in sides], bool)
-    obj_l = om[left].any(0) if left.any() else np.zeros((h, w), bool)
-    obj_r = om[~left].any(0) if (~left).any() else np.zeros((h, w), bool)
-    label[obj_l] = LEFT_OBJECT
-    label[obj_r] = RIGHT_OBJECT
-    label[obj_l & obj_r] = BOTH_OBJECT
-    for i in range(k):
-        label[hm[i]] = LEFT_HAND if left[i] else RIGHT_HAND
-    return label
 
 
 def readout(

@@ -6,7 +6,7 @@ from PIL import Image
 
 from cohesiv.errors import InputError
 from cohesiv.io import read_label, task_labels, write_label
-from cohesiv.io.labels import hand_mask, object_mask
+from cohesiv.io.labels import LABEL_PALETTE, compose_label, hand_mask, object_mask
 
 
 def test_round_trip_all_values(tmp_path):
@@ -14,7 +14,24 @@ def test_round_trip_all_values(tmp_path):
     write_label(tmp_path / "l.png", lab)
     back = read_label(tmp_path / "l.png")
     assert back.dtype == np.uint8 and np.array_equal(back, lab)
-    assert Image.open(tmp_path / "l.png").mode == "L"
+    img = Image.open(tmp_path / "l.png")
+    assert img.mode == "P"  # a palette: viewers show colours, the values stay the labels
+    rgb = np.asarray(img.convert("RGB"))
+    assert rgb[0, 0].tolist() == [0, 0, 0] and rgb[0, 1].tolist() == list(LABEL_PALETTE[1])
+    assert len({tuple(c) for c in rgb.reshape(-1, 3)}) == 9
+
+
+def test_compose_label_sides_and_overlaps():
+    hand = np.zeros((2, 3, 4), np.uint8)
+    obj = np.zeros((2, 3, 4), np.uint8)
+    hand[0, 0, 0] = hand[1, 0, 3] = 1
+    obj[0, 1, :3] = 1  # left hand's object
+    obj[1, 1, 2:] = 1  # right hand's object, overlapping at (1, 2)
+    obj[1, 0, 0] = 1  # under the left hand: the hand wins
+    lab = compose_label(hand, obj, ["left", "right"])
+    assert lab.tolist() == [[1, 0, 0, 2], [3, 3, 5, 4], [0, 0, 0, 0]]
+    with pytest.raises(ValueError, match="disagree"):
+        compose_label(hand, obj[:1], ["left", "right"])
 
 
 def test_palette_png_is_read_as_indices(tmp_path):
