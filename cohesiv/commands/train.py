@@ -16,7 +16,7 @@ saved atomically every --save-every steps and at the end), log.jsonl, train.log 
       --encoder-weights se_resnext50.pth             # the paper's recipe (plateau schedule)
   torchrun --nproc_per_node=2 -m cohesiv train --data ds --out runs/ddp --batch 8   # 2 processes
 
-Defaults are for CPU (resnet18, 256x256 crops, AdamW lr 1e-3 with cosine decay). Options left unset
+Defaults are for CPU (EfficientNet-Lite0 with bundled ImageNet weights, 256x256 crops, AdamW lr 1e-3 with cosine decay). Options left unset
 take the preset's value, then the default; with --resume, the run's saved config.
 """
 
@@ -40,10 +40,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--encoder",
         metavar="NAME",
-        help="segmentation_models_pytorch encoder (default resnet18)%(default).0s",
+        help="segmentation_models_pytorch encoder (default timm-tf_efficientnet_lite0; resnet18 and "
+        "se_resnext50_32x4d, the paper's, with a local weights file)%(default).0s",
     )
     g.add_argument(
-        "--encoder-weights", metavar="PATH", help="local ImageNet checkpoint of the encoder%(default).0s"
+        "--encoder-weights",
+        metavar="imagenet|none|PATH",
+        help="encoder initialisation: 'imagenet' = the ImageNet weights an installed package ships "
+        "(timm-tf_efficientnet_lite0 only; the default for that encoder), 'none' = random weights "
+        "(the default for other encoders), or a local checkpoint file (.pth/.safetensors; never "
+        "downloaded)%(default).0s",
     )
     g.add_argument("--embed-dim", type=int, metavar="F", help="embedding channels (default 64)%(default).0s")
     g.add_argument(

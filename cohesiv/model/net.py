@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -37,6 +38,13 @@ from torch import nn  # noqa: E402
 
 from cohesiv._checks import check_shape  # noqa: E402
 from cohesiv.errors import CohesivError  # noqa: E402
+from cohesiv.model.weights import (  # noqa: E402
+    BUNDLED_WEIGHTS,
+    IMAGENET,
+    NO_WEIGHTS,
+    load_encoder_weights,
+    resolve_encoder_weights,
+)
 
 #: The input height and width must be multiples of this (the U-Net downsamples 5 times).
 SIZE_MULTIPLE = 32
@@ -45,9 +53,30 @@ SIZE_MULTIPLE = 32
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-#: Named encoders: the CPU default and the paper's encoder. Any other smp encoder name also works.
-DEFAULT_ENCODER = "resnet18"
+#: How an encoder's weights expect their input, as (mean, std) of RGB in [0, 1]. "imagenet" is the
+#: torchvision/timm convention; "inception" is (x - 127.5) / 127.5, as TensorFlow's EfficientNet(-Lite)
+#: and Inception weights were trained.
+INPUT_NORMS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
+    "imagenet": (IMAGENET_MEAN, IMAGENET_STD),
+    "inception": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+}
+#: Encoder name prefixes whose weights expect the "inception" normalisation; every other encoder
+#: expects "imagenet".
+_INCEPTION_NORM_PREFIXES = ("timm-tf_efficientnet_lite", "tu-tf_efficientnet", "tu-inception")
+
+#: Named encoders: the CPU default (EfficientNet-Lite0, with the ImageNet weights that an installed
+#: package ships, see cohesiv.model.weights.BUNDLED_WEIGHTS) and the paper's encoder. Any other smp
+#: encoder name also works.
+DEFAULT_ENCODER = "timm-tf_efficientnet_lite0"
 PAPER_ENCODER = "se_resnext50_32x4d"
+
+#: ``ModelConfig`` fields resolved from the encoder when left at this value.
+AUTO = "auto"
+
+
+def encoder_input_norm(encoder_name: str) -> str:
+    """The input normalisation (a key of :data:`INPUT_NORMS`) that an encoder's ImageNet weights expect."""
+    return "inception" if encoder_name.startswith(_INCEPTION_NORM_PREFIXES) else "imagenet"
 
 
 @dataclass(frozen=True)
@@ -59,8 +88,19 @@ class ModelConfig:
             ``"se_resnext50_32x4d"`` (the paper's), or a timm encoder as ``"tu-<name>"``.
         embed_dim: F, channels of the embedding Z (64 in the paper).
         head_dim: A, channels of the query and key heads (64; not published).
-        encoder_weights: path of a local ImageNet checkpoint (``.pth`` or ``.safetensors``) loaded into
-            the encoder by :func:`build_model`, or None for random initialisation. Never a hub name.
+        head_stride: the query and key heads run on Z average-pooled by this factor (1, 2, 4, ...; 1 is
+            the paper's full resolution); the scores are upsampled bilinearly to the input size where a
+            full-resolution map is needed (prediction), and training compares them with pooled
+            responsibilities (see :func:`cohesiv.model.total_loss`). Runs saved without this field
+            had full-resolution heads: :meth:`from_dict` reads them as 1.
+        encoder_weights: ``"imagenet"`` (the ImageNet weights bundled with an installed package, see
+            :data:`cohesiv.model.weights.BUNDLED_WEIGHTS`), the path of a local ImageNet checkpoint
+            (``.pth`` or ``.safetensors``), or None for random initialisation; loaded into the encoder by
+            :func:`build_model`. Never a hub name. ``"auto"`` (the default) becomes ``"imagenet"`` when
+            the encoder has bundled weights, else None.
+        input_norm: how the encoder expects its input (a key of :data:`INPUT_NORMS`); ``"auto"`` takes
+            :func:`encoder_input_norm`. Recorded in the run; the network converts its ImageNet-normalised
+            input to it (see :class:`CohesivNet`).
         normalize_embedding: the embedding loss L2-normalises Z and the prototypes (ours; False is the
             paper's plain dot product).
         embedding_temperature: the embedding loss divides the dot products by this (ours 0.1; 1.0 with
@@ -70,9 +110,31 @@ class ModelConfig:
     encoder_name: str = DEFAULT_ENCODER
     embed_dim: int = 64
     head_dim: int = 64
-    encoder_weights: str | None = None
+    head_stride: int = 1
+    encoder_weights: str | None = AUTO
+    input_norm: str = AUTO
     normalize_embedding: bool = True
     embedding_temperature: float = 0.1
+
+    def __post_init__(self) -> None:
+        weights = self.encoder_weights
+        if weights == AUTO:
+            weights = IMAGENET if self.encoder_name in BUNDLED_WEIGHTS else None
+        elif weights is not None and str(weights).lower() == NO_WEIGHTS:
+            weights = None
+        elif weights is not None and str(weights).lower() == IMAGENET:
+            weights = IMAGENET
+            if self.encoder_name not in BUNDLED_WEIGHTS:
+                raise CohesivError(
+                    f"encoder weights {IMAGENET!r}: no ImageNet weights are bundled for encoder "
+                    f"{self.encoder_name!r} (bundled for: {', '.join(sorted(BUNDLED_WEIGHTS))}); pass a local "
+                    f"checkpoint file, or '{NO_WEIGHTS}' to train from random weights"
+                )
+        norm = encoder_input_norm(self.encoder_name) if self.input_norm == AUTO else self.input_norm
+        if norm not in INPUT_NORMS:
+            raise CohesivError(f"unknown input_norm {norm!r}; known: {sorted(INPUT_NORMS)} or {AUTO!r}")
+        object.__setattr__(self, "encoder_weights", weights)
+        object.__setattr__(self, "input_norm", norm)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the config as a plain dict (the saved YAML/JSON form)."""
@@ -85,6 +147,7 @@ class ModelConfig:
         unknown = sorted(set(data) - names)
         if unknown and strict:
             raise CohesivError(f"unknown model config keys {unknown}; known: {sorted(names)}")
+        data = {"head_stride": 1, **data}  # saved before the field existed: full-resolution heads
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
@@ -94,7 +157,8 @@ class NetOutput(NamedTuple):
     Attributes:
         z: ``(B, F, H, W)`` per-pixel embedding (not normalised).
         scores: ``(B, K, H, W)`` in [0, 1], the score of every pixel for each query; channels of
-            invalid queries are 0. None when the forward pass had no points.
+            invalid queries are 0. None when the forward pass had no points. With
+            ``full_resolution=False`` and a head stride s > 1: ``(B, K, H / s, W / s)``.
     """
 
     z: torch.Tensor
@@ -227,15 +291,25 @@ class CohesivNet(nn.Module):
             load local ImageNet weights with :func:`cohesiv.model.load_encoder_weights`.
         embed_dim: F, channels of the embedding Z.
         head_dim: A, channels of the query and key heads (Conv3x3 -> ReLU -> Conv3x3 each).
-        encoder_weights: optional path of a local encoder checkpoint, loaded at construction.
+        head_stride: s, the heads run on ``avg_pool2d(Z, s)`` (a power of 2 up to 32; 1 = full
+            resolution, the paper's). The key head's cost falls by s²; S is computed at ``(H/s, W/s)``
+            and upsampled bilinearly (``align_corners=False``) when a full-resolution map is asked for.
+        encoder_weights: optional encoder weights loaded at construction: ``"imagenet"`` (bundled with an
+            installed package) or the path of a local checkpoint; None (or ``"none"``) for random weights.
+        input_norm: the normalisation the encoder expects (a key of :data:`INPUT_NORMS`), None for
+            :func:`encoder_input_norm`. The network's input is always ImageNet-normalised; for another
+            normalisation the network converts it (a per-channel affine map) before the encoder.
 
     Shape:
         - images: ``(B, 3, H, W)`` float, ImageNet-normalised RGB; H and W multiples of 32.
         - points: ``(B, K, 2)`` ``(x, y)`` pixels of the input; ``point_valid``: ``(B, K)`` bool.
-        - output: :class:`NetOutput` with ``z (B, F, H, W)`` and ``scores (B, K, H, W)`` in [0, 1].
+        - output: :class:`NetOutput` with ``z (B, F, H, W)`` and ``scores (B, K, H, W)`` in [0, 1]
+          (``(B, K, H/s, W/s)`` with ``full_resolution=False``).
 
     Convention:
-        Points are sampled with ``align_corners=True`` (pixel centres, see :func:`pixel_to_grid`).
+        Points are sampled with ``align_corners=True`` (pixel centres, see :func:`pixel_to_grid`). On
+        the pooled grid, input pixel ``x`` is at ``(x + 0.5) / s - 0.5`` (the pixel-centre rule of a
+        resize by 1/s).
     """
 
     def __init__(
@@ -244,10 +318,18 @@ class CohesivNet(nn.Module):
         embed_dim: int = 64,
         head_dim: int = 64,
         encoder_weights: str | os.PathLike | None = None,
+        input_norm: str | None = None,
+        head_stride: int = 1,
     ) -> None:
         super().__init__()
+        if head_stride < 1 or head_stride > SIZE_MULTIPLE or head_stride & (head_stride - 1):
+            raise CohesivError(
+                f"head_stride must be a power of 2 from 1 to {SIZE_MULTIPLE}, got {head_stride}"
+            )
         try:
-            self.unet = smp.Unet(encoder_name=encoder_name, encoder_weights=None, classes=embed_dim)
+            with warnings.catch_warnings():  # smp 0.5+ flags its timm- encoders deprecated (still built)
+                warnings.filterwarnings("ignore", "`timm-` encoders are deprecated", DeprecationWarning)
+                self.unet = smp.Unet(encoder_name=encoder_name, encoder_weights=None, classes=embed_dim)
         except KeyError as e:
             names = ", ".join(sorted(smp.encoders.get_encoder_names())[:12])
             raise CohesivError(
@@ -257,12 +339,20 @@ class CohesivNet(nn.Module):
         self.encoder_name = encoder_name
         self.embed_dim = embed_dim
         self.head_dim = head_dim
+        self.head_stride = head_stride
         self.query_head = _head(embed_dim, head_dim)
         self.key_head = _head(embed_dim, head_dim)
-        if encoder_weights is not None:
-            from cohesiv.model.weights import load_encoder_weights
-
-            load_encoder_weights(self, encoder_weights)
+        self.input_norm = input_norm or encoder_input_norm(encoder_name)
+        if self.input_norm not in INPUT_NORMS:
+            raise CohesivError(f"unknown input_norm {self.input_norm!r}; known: {sorted(INPUT_NORMS)}")
+        # ImageNet-normalised x -> (x * std_in + mean_in - mean) / std = x * a + b (not saved: derived).
+        mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in INPUT_NORMS[self.input_norm])
+        mean_in, std_in = (torch.tensor(v).view(1, 3, 1, 1) for v in INPUT_NORMS["imagenet"])
+        self.register_buffer("_norm_scale", std_in / std, persistent=False)
+        self.register_buffer("_norm_shift", (mean_in - mean) / std, persistent=False)
+        path = resolve_encoder_weights(encoder_name, encoder_weights)
+        if path is not None:
+            load_encoder_weights(self, path)
 
     @property
     def encoder(self) -> nn.Module:
@@ -279,10 +369,17 @@ class CohesivNet(nn.Module):
                 f"images height and width must be multiples of {SIZE_MULTIPLE}, got {h}x{w} (HxW); "
                 f"pad to {ph}x{pw} (cohesiv.model.Predictor pads for you) or crop"
             )
+        if self.input_norm != "imagenet":
+            images = images * self._norm_scale + self._norm_shift
         return self.unet(images)
 
     def score(
-        self, z: torch.Tensor, points: torch.Tensor, point_valid: torch.Tensor | None = None
+        self,
+        z: torch.Tensor,
+        points: torch.Tensor,
+        point_valid: torch.Tensor | None = None,
+        *,
+        full_resolution: bool = True,
     ) -> torch.Tensor:
         """Scores ``(B, K, H, W)`` of every pixel for each query point, from an embedding ``z``.
 
@@ -290,6 +387,8 @@ class CohesivNet(nn.Module):
             z: ``(B, F, H, W)`` embedding from :meth:`embed`.
             points: ``(B, K, 2)`` ``(x, y)`` pixels.
             point_valid: ``(B, K)`` bool or None (all valid); invalid queries get all-zero scores.
+            full_resolution: with a head stride s > 1, upsample the scores to ``(H, W)`` (bilinear,
+                ``align_corners=False``); False returns them at ``(H/s, W/s)`` (what training uses).
         """
         dims = check_shape(z, "B,F,H,W", "z")
         check_shape(points, f"{dims['B']},K,2", "points")
@@ -297,14 +396,24 @@ class CohesivNet(nn.Module):
             check_shape(point_valid, f"{dims['B']},{points.shape[1]}", "point_valid")
             # Invalid points may hold garbage (NaN padding): sample them at the origin instead.
             points = torch.where(point_valid[..., None], points, torch.zeros_like(points))
+        s = self.head_stride
+        if s > 1:
+            z = F.avg_pool2d(z, s)
+            points = (points + 0.5) / s - 0.5  # pixel centres on the pooled grid
         q = head_at_points(self.query_head, z, points)  # == sample_at_points(self.query_head(z), points)
-        return scores_from_queries(q, self.key_head(z), point_valid)
+        scores = scores_from_queries(q, self.key_head(z), point_valid)
+        if s > 1 and full_resolution:
+            # a convex combination of values in [0, 1] (and of zeros for invalid queries)
+            scores = F.interpolate(scores, scale_factor=s, mode="bilinear", align_corners=False)
+        return scores
 
     def forward(
         self,
         images: torch.Tensor,
         points: torch.Tensor | None = None,
         point_valid: torch.Tensor | None = None,
+        *,
+        full_resolution: bool = True,
     ) -> NetOutput:
         """Embed the images and score every pixel for each query point.
 
@@ -314,6 +423,7 @@ class CohesivNet(nn.Module):
                 pixel), or None to compute only ``z``.
             point_valid: ``(B, K)`` bool (False for padding entries when images have fewer than K
                 hands), or None (all valid).
+            full_resolution: see :meth:`score`.
 
         Returns:
             :class:`NetOutput` ``(z (B, F, H, W), scores (B, K, H, W) or None)``.
@@ -321,7 +431,7 @@ class CohesivNet(nn.Module):
         z = self.embed(images)
         if points is None:
             return NetOutput(z, None)
-        return NetOutput(z, self.score(z, points, point_valid))
+        return NetOutput(z, self.score(z, points, point_valid, full_resolution=full_resolution))
 
 
 def build_model(cfg: ModelConfig) -> CohesivNet:
@@ -331,6 +441,8 @@ def build_model(cfg: ModelConfig) -> CohesivNet:
         embed_dim=cfg.embed_dim,
         head_dim=cfg.head_dim,
         encoder_weights=cfg.encoder_weights,
+        input_norm=cfg.input_norm,
+        head_stride=cfg.head_stride,
     )
 
 

