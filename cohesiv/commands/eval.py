@@ -35,6 +35,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data", nargs="+", required=True, metavar="CLIP", help="labeled clip folders to score"
     )
+    parser.add_argument(
+        "--gt",
+        nargs="+",
+        metavar="JSON",
+        help="ground truth as COCO-RLE instance or VISOR sparse JSON files, one per --data clip "
+        "(a frame folder) instead of its labels/ folder (see cohesiv.io.groundtruth)",
+    )
     parser.add_argument("--out", default="metrics.json", help="metrics file to write (JSON)")
     g = parser.add_argument_group("baselines")
     g.add_argument(
@@ -96,6 +103,16 @@ def run(args: argparse.Namespace) -> int:
     from cohesiv.eval.driver import format_table, write_metrics
 
     progress = not args.quiet
+    if args.gt:  # COCO-RLE / VISOR ground truth: converted to EgoHOS label folders first
+        import tempfile
+
+        from cohesiv.io.groundtruth import labeled_clips_from_gt
+
+        with tempfile.TemporaryDirectory(prefix="cohesiv-gt-") as tmp:
+            gt_args = argparse.Namespace(
+                **dict(vars(args), gt=None, data=labeled_clips_from_gt(args.gt, args.data, tmp))
+            )
+            return run(gt_args)
     if Path(args.out).is_dir():
         raise CohesivError(
             f"--out {args.out} is a folder; give the metrics file to write, e.g. {args.out}/metrics.json"
