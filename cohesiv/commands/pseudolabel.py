@@ -44,7 +44,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src.add_argument(
         "--detect-hands", action="store_true", help="detect hands with MediaPipe (cohesiv.hands.detect_hands)"
     )
-    parser.add_argument("--offsets", default="1,2,3", help="frame offsets k; each is used as +k and -k")
+    add_label_arguments(parser)
+    parser.add_argument("--frames", metavar="SPEC", help="frames to label: start:stop:step or 0,10,20")
+    parser.add_argument(
+        "--person-masks",
+        metavar="DIR",
+        help="person/hand masks (PNG per frame, <frame:06d>.png); else hand hulls",
+    )
+    parser.add_argument("--shard", metavar="i/n", help="label only sample numbers = i modulo n")
+    parser.add_argument("--viz", action="store_true", help="also write overlays to DATASET/viz/")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+
+
+def add_label_arguments(parser, offsets: str = "1,2,3", fb_flag: bool = True) -> None:
+    """Add every option that determines the pseudo-labels (shared with ``cohesiv eval --baseline``).
+
+    Args:
+        parser: an ``argparse`` parser or argument group.
+        offsets: default of ``--offsets`` (None: no default, the caller decides).
+        fb_flag: add ``--no-fb-check`` (the caller may have its own spelling).
+    """
+    parser.add_argument(
+        "--offsets", default=offsets, help="frame offsets k; each is used as +k and -k (default 1,2,3)"
+    )
     parser.add_argument("--temperature", type=float, default=2.0, help="softmax temperature, pixels")
     parser.add_argument(
         "--background",
@@ -68,17 +90,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dis-preset", default=None, help="DIS preset (default: the flow module's)")
     parser.add_argument("--raft-weights", metavar="FILE", help="local RAFT checkpoint (for --flow raft)")
     parser.add_argument("--raft-model", default="small", choices=("small", "large"), help="RAFT size")
-    parser.add_argument(
-        "--no-fb-check",
-        action="store_true",
-        help="skip the forward-backward flow check (valid = 1 everywhere; halves flow work on sparse --frames)",
-    )
-    parser.add_argument("--frames", metavar="SPEC", help="frames to label: start:stop:step or 0,10,20")
-    parser.add_argument(
-        "--person-masks",
-        metavar="DIR",
-        help="person/hand masks (PNG per frame, <frame:06d>.png); else hand hulls",
-    )
+    if fb_flag:
+        parser.add_argument(
+            "--no-fb-check",
+            action="store_true",
+            help="skip the forward-backward flow check (valid = 1 everywhere; halves flow work on sparse --frames)",
+        )
     parser.add_argument(
         "--hull-dilation", type=float, default=0.2, help="person-mask dilation, fraction of hand size"
     )
@@ -87,9 +104,60 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="person mask: add a forearm band from the wrist away from the fingers (21 MediaPipe keypoints)",
     )
-    parser.add_argument("--shard", metavar="i/n", help="label only sample numbers = i modulo n")
-    parser.add_argument("--viz", action="store_true", help="also write overlays to DATASET/viz/")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    parser.add_argument(
+        "--smoothing",
+        default="none",
+        choices=("none", "guided"),
+        help="edge-aware smoothing of the responsibility with a guided filter on the frame (thin/flat objects)",
+    )
+    parser.add_argument(
+        "--smoothing-radius",
+        type=float,
+        default=0.02,
+        help="guided-filter radius, fraction of the image diagonal",
+    )
+
+
+def label_config(args: argparse.Namespace, offsets: str | None = None):
+    """The :class:`~cohesiv.responsibility.labeler.PseudoLabelConfig` of parsed :func:`add_label_arguments`.
+
+    Args:
+        args: the parsed arguments.
+        offsets: used when ``args.offsets`` is None.
+
+    Raises:
+        CohesivError: a bad value (the message names it), or ``--flow raft`` without weights.
+    """
+    from cohesiv._checks import parse_int_list
+    from cohesiv.errors import CohesivError
+    from cohesiv.responsibility.labeler import PseudoLabelConfig
+
+    text = args.offsets if args.offsets is not None else offsets
+    try:
+        ks = parse_int_list(text)
+        if not ks or 0 in ks:
+            raise ValueError(f"--offsets must be non-zero integers, got {text!r}")
+        config = PseudoLabelConfig(
+            offsets=tuple(sorted({s * abs(k) for k in ks for s in (-1, 1)})),
+            temperature=args.temperature,
+            background=args.background,
+            homography=args.homography,
+            inlier_threshold=args.inlier_threshold,
+            flow=args.flow,
+            flow_preset=args.dis_preset,
+            raft_model=args.raft_model,
+            raft_weights=args.raft_weights,
+            fb_check=not args.no_fb_check,
+            hull_dilation=args.hull_dilation,
+            forearm=args.forearm,
+            smoothing=args.smoothing,
+            smoothing_radius=args.smoothing_radius,
+        )
+    except ValueError as e:
+        raise CohesivError(str(e)) from None
+    if args.flow == "raft" and not args.raft_weights:
+        raise CohesivError("--flow raft needs --raft-weights FILE (a local RAFT checkpoint)")
+    return config
 
 
 def _fitting(tracks, clip, hands_path):
@@ -132,40 +200,20 @@ def run(args: argparse.Namespace) -> int:
     """Run ``cohesiv pseudolabel``; return the exit status."""
     from pathlib import Path
 
-    from cohesiv._checks import parse_int_list
     from cohesiv.errors import CohesivError
     from cohesiv.io import FrameReader
     from cohesiv.responsibility.dataset import (
         ClipSource,
-        PseudoLabelConfig,
         parse_frame_spec,
         parse_shard,
         write_dataset,
     )
 
     try:
-        ks = parse_int_list(args.offsets)
-        if not ks or 0 in ks:
-            raise ValueError(f"--offsets must be non-zero integers, got {args.offsets!r}")
         shard = parse_shard(args.shard)
-        config = PseudoLabelConfig(
-            offsets=tuple(sorted({s * abs(k) for k in ks for s in (-1, 1)})),
-            temperature=args.temperature,
-            background=args.background,
-            homography=args.homography,
-            inlier_threshold=args.inlier_threshold,
-            flow=args.flow,
-            flow_preset=args.dis_preset,
-            raft_model=args.raft_model,
-            raft_weights=args.raft_weights,
-            fb_check=not args.no_fb_check,
-            hull_dilation=args.hull_dilation,
-            forearm=args.forearm,
-        )
     except ValueError as e:
         raise CohesivError(str(e)) from None
-    if args.flow == "raft" and not args.raft_weights:
-        raise CohesivError("--flow raft needs --raft-weights FILE (a local RAFT checkpoint)")
+    config = label_config(args)
 
     clips = []
     for c in args.clips:

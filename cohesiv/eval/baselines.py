@@ -1,10 +1,11 @@
 """The two baselines of COHESIV [C] section 4: Thresholded Responsibility and Flow.
 
-**Thresholded Responsibility.** The averaged responsibility of hand k over frame offsets
-(:func:`cohesiv.responsibility.averaged_responsibility`), thresholded: ``R_k > tau`` is the Pair
-mask of hand k. [C] reports only All and Pair for it; we also split the Pair mask into Hand =
-Pair ∩ person and Obj = Pair − person, with the person mask exactly as the pseudo-labeller makes
-it (:func:`cohesiv.responsibility.person_mask`: the dilated convex hulls of the hand points).
+**Thresholded Responsibility.** The pseudo-labels of the frame
+(:func:`cohesiv.responsibility.labeler.label_frame`, the function ``cohesiv pseudolabel`` uses,
+with the same options), thresholded: ``R_k > tau`` is the Pair mask of hand k. [C] reports only
+All and Pair for it; we also split the Pair mask into Hand = Pair ∩ person and Obj = Pair −
+person, with the pseudo-labels' person mask (dilated convex hulls of the hand points, optional
+forearm band). :class:`PseudoLabelDataset` scores a written pseudo-label dataset the same way.
 
 **Flow.** The flow magnitude ``||O(x)||`` (in pixels per frame, averaged over the offsets used)
 thresholded at ``tau`` is the All mask. With ``background="homography"`` (for a moving camera)
@@ -26,8 +27,9 @@ background; masks ``(H, W)`` or ``(K, H, W)`` uint8 {0, 1}.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,7 @@ from cohesiv._checks import check_shape
 from cohesiv.eval.driver import FrameContext, HOSPrediction, iter_scored_frames
 from cohesiv.eval.metrics import HOSMeter, all_gt, mask_stats, reduce_stats
 from cohesiv.io import Hand
+from cohesiv.responsibility.labeler import PseudoLabelConfig, label_frame, usable_offsets
 
 #: Default frame offsets of [C] (±1, ±2, ±3) for the responsibility baseline.
 RESPONSIBILITY_OFFSETS = (-3, -2, -1, 1, 2, 3)
@@ -223,48 +226,60 @@ def _person(hands: Sequence[Hand], size: tuple[int, int]) -> np.ndarray:
 class ResponsibilityBaseline:
     """Thresholded Responsibility [C]: ``R_k > tau`` is hand k's Pair mask.
 
+    The maps are the pseudo-labels themselves: :func:`cohesiv.responsibility.labeler.label_frame`
+    with the same :class:`~cohesiv.responsibility.labeler.PseudoLabelConfig` as ``cohesiv
+    pseudolabel`` (forward–backward weighting, forearm band, smoothing, ...), so the baseline and
+    the dataset give the same maps for the same options.
+
     Attributes:
-        flow: flow source ``(context, s) -> (2, H, W)`` (:class:`ExactFlow` or :class:`EstimatedFlow`).
-        offsets: frame offsets averaged (±1, ±2, ±3 in [C]).
-        temperature: softmax temperature, pixels (2 in DESIGN.md).
-        background: ``"static"`` ([C]) or ``"homography"`` (camera motion).
-        fb_check: weight the offsets by forward–backward flow consistency, as ``cohesiv
-            pseudolabel`` does by default (needs the backward flows too); False is [C].
+        flow: flow source ``(context, s, src=None) -> (2, H, W)`` (:class:`ExactFlow` or
+            :class:`EstimatedFlow`); ``config.flow`` is not used to build it.
+        config: the pseudo-label options (default: ``cohesiv pseudolabel``'s defaults).
+        offsets: override of ``config.offsets`` (±1, ±2, ±3 in [C]).
+        temperature: override of ``config.temperature``.
+        background: override of ``config.background`` (``"static"`` [C] or ``"homography"``).
+        fb_check: override of ``config.fb_check`` (False is [C]).
     """
 
     flow: FlowSource
-    offsets: Sequence[int] = RESPONSIBILITY_OFFSETS
-    temperature: float = 2.0
-    background: str = "static"
-    fb_check: bool = False
+    config: PseudoLabelConfig = field(default_factory=PseudoLabelConfig)
+    offsets: Sequence[int] | None = None
+    temperature: float | None = None
+    background: str | None = None
+    fb_check: bool | None = None
     name = "responsibility"
     grid = RESPONSIBILITY_GRID
 
-    def maps(self, image: np.ndarray, hands: Sequence[Hand], context: FrameContext) -> dict:
-        """Averaged responsibility ``(N+1, H, W)`` and person mask ``(H, W)`` of the frame."""
-        from cohesiv.responsibility import averaged_responsibility
+    def __post_init__(self) -> None:
+        """Fold the overrides into ``config``."""
+        over = {
+            k: getattr(self, k)
+            for k in ("offsets", "temperature", "background", "fb_check")
+            if getattr(self, k) is not None
+        }
+        self.config = dataclasses.replace(self.config, **over)
 
+    def maps(self, image: np.ndarray, hands: Sequence[Hand], context: FrameContext) -> dict:
+        """Averaged responsibility ``(N+1, H, W)`` (one channel per hand) and person mask ``(H, W)``."""
         h, w = image.shape[:2]
-        ks = available_offsets(self.offsets, context.t, context.n_frames)
-        pts = _hand_points(hands)
-        if not hands or not ks:
+        t = context.t
+        ks = usable_offsets(self.config.offsets, t, context.n_frames)
+        labels = None
+        if hands:
+            labels = label_frame(
+                lambda a, b: self.flow(context, b, src=a),
+                t,
+                ks,
+                _hand_points(hands),
+                (w, h),
+                self.config,
+                image=image,
+            )
+        if labels is None:
             r = np.zeros((len(hands) + 1, h, w), np.float32)
             r[0] = 1
-        else:
-            t = context.t
-            flows = {k: self.flow(context, t + k) for k in ks}
-            valids = None
-            if self.fb_check:
-                from cohesiv.flow import forward_backward_valid
-
-                valids = {
-                    k: forward_backward_valid(flows[k], self.flow(context, t, src=t + k)).astype(np.uint8)
-                    for k in ks
-                }
-            r, _, _ = averaged_responsibility(
-                flows, pts, valids=valids, temperature=self.temperature, background=self.background
-            )
-        return {"responsibility": r, "person": _person(hands, (w, h))}
+            return {"responsibility": r, "person": _person(hands, (w, h))}
+        return {"responsibility": labels.responsibility, "person": labels.person}
 
     def masks(self, maps: dict, threshold: float) -> HOSPrediction:
         """Threshold the maps (cheap)."""

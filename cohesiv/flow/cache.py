@@ -82,6 +82,9 @@ class FlowCache:
             instead of computed, computed flows are written there (atomically).
         clip: the clip's path, recorded in (or checked against) ``cache_dir/flow.json``, so
             that flows of another clip are never read.
+        pair_flow: instead of ``estimator``, a flow source that also wants the frame indices,
+            ``pair_flow(frame_t, frame_s, t, s) -> (2, H, W)`` (e.g. the exact flow of a
+            synthetic clip); ``estimator`` may then be None.
 
     Example:
         >>> cache = FlowCache(FlowEstimator(), reader.frame)     # doctest: +SKIP
@@ -93,16 +96,20 @@ class FlowCache:
 
     def __init__(
         self,
-        estimator: FlowEstimator | Callable[[np.ndarray, np.ndarray], np.ndarray],
+        estimator: FlowEstimator | Callable[[np.ndarray, np.ndarray], np.ndarray] | None,
         get_frame: Callable[[int], np.ndarray],
         max_flows: int = DEFAULT_MAX_FLOWS,
         max_frames: int = DEFAULT_MAX_FRAMES,
         cache_dir: str | Path | None = None,
         clip: str | Path | None = None,
+        pair_flow: Callable[[np.ndarray, np.ndarray, int, int], np.ndarray] | None = None,
     ) -> None:
+        if estimator is None and pair_flow is None:
+            raise ValueError("FlowCache needs an estimator or a pair_flow")
         if max_flows < 1 or max_frames < 2:
             raise ValueError(f"need max_flows >= 1 and max_frames >= 2, got {max_flows} and {max_frames}")
         self.estimator = estimator
+        self.pair_flow = pair_flow
         self.get_frame = get_frame
         self.stats = CacheStats()
         self._flows = _LRU(max_flows)
@@ -145,7 +152,11 @@ class FlowCache:
             flow = read_flo(path)
             self.stats.disk_hits += 1
         else:
-            flow = self.estimator(self.frame(key[0]), self.frame(key[1]))
+            a, b = self.frame(key[0]), self.frame(key[1])
+            if self.pair_flow is not None:
+                flow = np.ascontiguousarray(self.pair_flow(a, b, *key), dtype=np.float32)
+            else:
+                flow = self.estimator(a, b)
             self.stats.computed += 1
             if key in self._done:
                 self.stats.recomputed += 1

@@ -209,7 +209,10 @@ def flow_to_color(flow) -> np.ndarray:
     import torch
     from torchvision.utils import flow_to_image
 
-    f = torch.as_tensor(np.asarray(flow) if not isinstance(flow, torch.Tensor) else flow).float().cpu()
+    if not isinstance(flow, torch.Tensor):
+        flow = np.asarray(flow)
+        flow = flow if flow.flags.writeable else flow.copy()  # e.g. a FlowCache flow (read-only)
+    f = torch.as_tensor(flow).float().cpu()
     if f.ndim not in (3, 4) or f.shape[-3] != 2:
         raise ValueError(f"flow must have shape (2, H, W) or (B, 2, H, W), got {tuple(f.shape)}")
     bad = ~torch.isfinite(f).all(-3, keepdim=True) | (f.abs() > 1e9).any(-3, keepdim=True)

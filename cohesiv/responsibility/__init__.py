@@ -1,7 +1,8 @@
 """Responsibility maps (which hand moves each pixel) and the pseudo-label dataset built from them.
 
 Pure cores: :func:`fit_homography`, :func:`responsibility_maps`, :func:`averaged_responsibility`,
-:func:`person_mask`, :func:`object_mask` (NumPy, single-threaded). I/O layer:
+:func:`person_mask`, :func:`object_mask` (NumPy, single-threaded); :func:`label_frame`, the
+one labelling function per frame that the dataset writer, the baseline and the demo share. I/O layer:
 :func:`write_dataset` (the ``cohesiv pseudolabel`` command) and :func:`read_manifest`.
 """
 
@@ -13,6 +14,7 @@ from cohesiv.responsibility.dataset import (
     write_dataset,
 )
 from cohesiv.responsibility.homography import fit_homography, fit_homography_checked
+from cohesiv.responsibility.labeler import FrameLabels, label_frame
 from cohesiv.responsibility.maps import (
     averaged_responsibility,
     fit_camera_homography,
@@ -23,6 +25,7 @@ from cohesiv.responsibility.masks import hull_mask, object_mask, person_mask
 
 __all__ = [
     "ClipSource",
+    "FrameLabels",
     "PseudoLabelConfig",
     "Summary",
     "averaged_responsibility",
@@ -31,6 +34,7 @@ __all__ = [
     "fit_homography_checked",
     "homography_distances",
     "hull_mask",
+    "label_frame",
     "object_mask",
     "person_mask",
     "read_manifest",

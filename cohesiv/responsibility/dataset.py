@@ -25,13 +25,12 @@ all zero); the manifest lists only the hands whose channel is in the sample.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import shutil
 import time
 from collections import Counter
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,74 +41,16 @@ from cohesiv.io.atomic import atomic_path, atomic_write_bytes, atomic_write_text
 from cohesiv.io.frames import FrameReader
 from cohesiv.io.hands import HandTracks, check_tracks_match_clip
 from cohesiv.io.images import read_image
-from cohesiv.responsibility.maps import BACKGROUNDS, averaged_responsibility
-from cohesiv.responsibility.masks import HULL_DILATION, object_mask, person_mask
+from cohesiv.responsibility.labeler import FLOW_SOURCES, PseudoLabelConfig, label_frame, usable_offsets
+from cohesiv.responsibility.masks import object_mask
+
+__all__ = ["FLOW_SOURCES", "ClipSource", "PseudoLabelConfig", "Summary", "read_manifest", "write_dataset"]
 
 DATASET_VERSION = 1
-FLOW_SOURCES = ("dis", "raft", "gt")
 
 #: A flow source: ``flow_fn(frame_a, frame_b, a, b) -> (2, H, W)`` float32 flow from frame index
 #: ``a`` to frame index ``b`` of the current clip (frames are ``(H, W, 3)`` uint8 RGB).
 FlowFn = Callable[[np.ndarray, np.ndarray, int, int], np.ndarray]
-
-
-@dataclass(frozen=True)
-class PseudoLabelConfig:
-    """Everything that determines the pseudo-labels (saved as ``dataset.json``).
-
-    Attributes:
-        offsets: frame offsets k (flow t -> t+k), e.g. ``(-3, -2, -1, 1, 2, 3)`` ([C]).
-        temperature: softmax temperature in pixels (2 in [C]).
-        background: ``"static"`` ([C]) or ``"homography"`` (camera motion fitted robustly).
-        homography: hand fit method, ``"magsac"`` (OpenCV USAC-MAGSAC) or ``"dlt"`` (kornia).
-        inlier_threshold: MAGSAC inlier threshold, pixels.
-        flow: ``"dis"``, ``"raft"`` or ``"gt"`` (exact flow of a ``cohesiv synth`` clip).
-        flow_preset: DIS preset (None: the flow module's default).
-        raft_model: ``"small"`` or ``"large"``.
-        raft_weights: local RAFT checkpoint path.
-        fb_check: compute the forward–backward ``valid`` mask (and use it to drop hand points
-            and weight the offset average); without it ``valid`` is all ones.
-        hull_dilation: person-mask dilation as a fraction of the hand's size.
-        forearm: add a forearm band to the person mask for hands given as 21 MediaPipe
-            keypoints (beyond [C]; see :func:`cohesiv.responsibility.masks.forearm_polygon`).
-        object_threshold: responsibility threshold of the object mask (used by ``--viz`` only;
-            training derives the object mask itself).
-    """
-
-    offsets: tuple[int, ...] = (-3, -2, -1, 1, 2, 3)
-    temperature: float = 2.0
-    background: str = "static"
-    homography: str = "magsac"
-    inlier_threshold: float = 1.5
-    flow: str = "dis"
-    flow_preset: str | None = None
-    raft_model: str = "small"
-    raft_weights: str | None = None
-    fb_check: bool = True
-    hull_dilation: float = HULL_DILATION
-    forearm: bool = False
-    object_threshold: float = 0.5
-
-    def __post_init__(self) -> None:
-        """Validate the values (ValueError names the field)."""
-        offs = tuple(int(k) for k in self.offsets)
-        object.__setattr__(self, "offsets", tuple(sorted(set(offs))))
-        if not self.offsets or 0 in self.offsets:
-            raise ValueError(f"offsets must be non-zero frame offsets, got {offs}")
-        if not self.temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}")
-        if self.background not in BACKGROUNDS:
-            raise ValueError(f"background must be one of {BACKGROUNDS}, got {self.background!r}")
-        if self.homography not in ("magsac", "dlt"):
-            raise ValueError(f"homography must be 'magsac' or 'dlt', got {self.homography!r}")
-        if self.flow not in FLOW_SOURCES:
-            raise ValueError(f"flow must be one of {FLOW_SOURCES}, got {self.flow!r}")
-
-    def to_dict(self) -> dict:
-        """JSON-serialisable form."""
-        d = dataclasses.asdict(self)
-        d["offsets"] = list(self.offsets)
-        return d
 
 
 @dataclass
@@ -435,29 +376,6 @@ def _read_person_mask(src: ClipSource, reader: FrameReader, t: int, size: tuple[
     raise InputError(d, f"no person mask for frame {t} (looked for {', '.join(c.name for c in cands)})")
 
 
-def _needed_frames(targets: Sequence[int], offsets: Sequence[int], n: int) -> list[int]:
-    need = set()
-    for t in targets:
-        need.add(t)
-        need.update(t + k for k in offsets if 0 <= t + k < n)
-    return sorted(need)
-
-
-def _stream(reader: FrameReader, needed: Sequence[int]) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield ``(index, frame)`` for the needed indices: random access for folders, one decode for videos."""
-    if reader.is_folder:
-        for i in needed:
-            yield i, reader.frame(i)
-        return
-    want = set(needed)
-    last = max(needed)
-    for i, img in enumerate(reader):
-        if i in want:
-            yield i, img
-        if i >= last:
-            return
-
-
 class _Timer:
     def __init__(self, summary: Summary, stage: str) -> None:
         self.summary, self.stage = summary, stage
@@ -609,138 +527,131 @@ def _unique_names(clips: Sequence[ClipSource]) -> list[str]:
 
 
 def _label_clip(src, name, reader, n, todo, root, config, flow, valid_fn, summary, viz, bar, after_sample):
-    offsets = config.offsets
-    reach = max(abs(k) for k in offsets)
-    needed = _needed_frames(todo, offsets, n)
-    window: dict[int, np.ndarray] = {}
-    cache: dict[tuple[int, int], np.ndarray] = {}
+    from cohesiv.flow.cache import FlowCache, StreamingFrames
 
-    def get_flow(a: int, b: int) -> np.ndarray:
-        if (a, b) not in cache:
-            with _Timer(summary, "flow"):
-                cache[(a, b)] = np.ascontiguousarray(flow(window[a], window[b], a, b), dtype=np.float32)
-        return cache[(a, b)]
+    reach = max(abs(k) for k in config.offsets)
+    frames = StreamingFrames(reader, keep=2 * reach + 2)  # one forward decode of a video
+    cache = FlowCache(None, frames, max_frames=2 * reach + 2, pair_flow=flow)
 
-    def process(t: int) -> None:
-        for key in [k for k in cache if min(k) < t - reach]:
-            del cache[key]
-        offs = [k for k in offsets if (t + k) in window]
+    def timer(stage: str) -> _Timer:
+        return _Timer(summary, stage)
+
+    def have(s: int) -> bool:
+        try:
+            with timer("decode"):
+                cache.frame(s)
+            return True
+        except IndexError:  # the video ended earlier than its frame count said
+            return False
+
+    w, h = reader.size
+    for t in todo:
+        if not have(t):
+            continue
         hands = src.hands.hands_at(t)
-        pts = [h.points for h in hands]
         sid = sample_id(name, t)
-        if not offs:  # a one-frame clip, or offsets longer than the clip
+        offs = [k for k in usable_offsets(config.offsets, t, n) if have(t + k)]
+        with timer("masks"):
+            given = None if src.person_masks is None else _read_person_mask(src, reader, t, (w, h))
+        labels = label_frame(
+            cache.get,
+            t,
+            offs,
+            [hd.points for hd in hands],
+            (w, h),
+            config,
+            image=cache.frame(t),
+            person_given=given,
+            valid_fn=valid_fn,
+            timer=timer,
+        )
+        if labels is None:  # a one-frame clip, or offsets longer than the clip
             summary.frames_no_offsets += 1
             atomic_write_text(
                 root / "samples" / f"{sid}.json", json.dumps({"skipped": "no other frame within the offsets"})
             )
-            return
-        flows = {k: get_flow(t, t + k) for k in offs}
-        valids = None
-        if config.fb_check:
-            back = {k: get_flow(t + k, t) for k in offs}
-            with _Timer(summary, "consistency"):
-                valids = {k: np.asarray(valid_fn(flows[k], back[k])).astype(np.uint8) for k in offs}
-        with _Timer(summary, "responsibility"):
-            r, valid, info = averaged_responsibility(
-                flows,
-                pts,
-                valids=valids,
-                temperature=config.temperature,
-                background=config.background,
-                method=config.homography,
-                threshold=config.inlier_threshold,
-            )
-        summary.hands_dropped.update(info["dropped"])
-        summary.camera_fallbacks += len(info["camera_fallbacks"])
-        keep = [j for j, fo in enumerate(info["fitted_offsets"]) if fo]
-        summary.hands_removed += len(hands) - len(keep)
-        side_path = root / "samples" / f"{sid}.json"
-        stats = {
-            "offsets": info["offsets"],
-            "fitted_offsets": [info["fitted_offsets"][j] for j in range(len(hands))],
-            "dropped": info["dropped"],
-        }
-        if not keep:
-            summary.frames_no_fitted_hand += 1
-            atomic_write_text(side_path, json.dumps({"skipped": "no hand could be fitted", "stats": stats}))
-            return
-        if len(keep) < len(hands):  # removed hands have all-zero channels: sums stay 1
-            r = r[[0] + [j + 1 for j in keep]]
-            hands = [hands[j] for j in keep]
-        w, h = reader.size
-        with _Timer(summary, "masks"):
-            given = None if src.person_masks is None else _read_person_mask(src, reader, t, (w, h))
-            person = person_mask(
-                [hd.points for hd in hands],
-                (w, h),
-                given=given,
-                dilation=config.hull_dilation,
-                forearm=config.forearm,
-            )
-        entry = {
-            "id": sid,
-            "clip": str(src.path),
-            "frame": int(t),
-            "image": f"images/{sid}.png",
-            "sample": f"samples/{sid}.npz",
-            "size": [int(w), int(h)],
-            "hands": [
-                {
-                    "id": hd.id,
-                    "side": hd.side,
-                    "query": [float(hd.query[0]), float(hd.query[1])],
-                    "points": [[round(float(x), 3), round(float(y), 3)] for x, y in hd.points],
-                }
-                for hd in hands
-            ],
-        }
-        with _Timer(summary, "write"):
-            frame_file = reader.files[t] if reader.is_folder else None
-            if frame_file is not None and frame_file.suffix.lower() == ".png":
-                with atomic_path(root / entry["image"]) as tmp:  # already a PNG: copy, do not re-encode
-                    shutil.copyfile(frame_file, tmp)
-            else:
-                atomic_write_bytes(root / entry["image"], _encode_png(window[t]))
-            save_npz(
-                root / entry["sample"],
-                stored=("responsibility",),
-                responsibility=quantize(r),
-                person=person,
-                valid=valid,
-            )
-        if viz:
-            with _Timer(summary, "viz"):
-                _write_viz(root / "viz" / f"{sid}.png", window[t], r, person, valid, hands, config, flows)
-        with _Timer(summary, "write"):
-            atomic_write_text(side_path, json.dumps({"entry": entry, "stats": stats}))
-        summary.samples_written += 1
+            continue
+        if not _write_sample(src, name, reader, t, hands, labels, root, config, summary, viz, cache.frame(t)):
+            continue
         if bar is not None:
             bar.update(1)
         if after_sample is not None:
             after_sample(sid)
 
-    pending = list(todo)
-    frames_iter = _stream(reader, needed)
-    while True:
-        with _Timer(summary, "decode"):
-            item = next(frames_iter, None)
-        if item is None:
-            break
-        i, img = item
-        window[i] = img
-        while (
-            pending
-            and all((pending[0] + k) in window or not 0 <= pending[0] + k < n for k in offsets)
-            and (pending[0] in window)
-        ):
-            process(pending.pop(0))
-            lo = pending[0] - reach if pending else i + 1
-            for key in [k for k in window if k < lo]:
-                del window[key]
-    while pending:  # the video ended earlier than its frame count said: use the offsets we have
-        t = pending.pop(0)
-        if t in window:
-            process(t)
+
+def _write_sample(src, name, reader, t, hands, labels, root, config, summary, viz, image) -> bool:
+    """Write one labeled frame (image, npz, optional overlay, then the sidecar that marks it done).
+
+    Returns False when no hand could be fitted (a "skipped" sidecar is written instead).
+    """
+    info = labels.info
+    sid = sample_id(name, t)
+    summary.hands_dropped.update(info["dropped"])
+    summary.camera_fallbacks += len(info["camera_fallbacks"])
+    keep = labels.kept
+    summary.hands_removed += len(hands) - len(keep)
+    side_path = root / "samples" / f"{sid}.json"
+    stats = {
+        "offsets": info["offsets"],
+        "fitted_offsets": [info["fitted_offsets"][j] for j in range(len(hands))],
+        "dropped": info["dropped"],
+    }
+    if not keep:
+        summary.frames_no_fitted_hand += 1
+        atomic_write_text(side_path, json.dumps({"skipped": "no hand could be fitted", "stats": stats}))
+        return False
+    r = labels.responsibility
+    if len(keep) < len(hands):  # removed hands have all-zero channels: sums stay 1
+        r = r[[0] + [j + 1 for j in keep]]
+        hands = [hands[j] for j in keep]
+    w, h = reader.size
+    entry = {
+        "id": sid,
+        "clip": str(src.path),
+        "frame": int(t),
+        "image": f"images/{sid}.png",
+        "sample": f"samples/{sid}.npz",
+        "size": [int(w), int(h)],
+        "hands": [
+            {
+                "id": hd.id,
+                "side": hd.side,
+                "query": [float(hd.query[0]), float(hd.query[1])],
+                "points": [[round(float(x), 3), round(float(y), 3)] for x, y in hd.points],
+            }
+            for hd in hands
+        ],
+    }
+    with _Timer(summary, "write"):
+        frame_file = reader.files[t] if reader.is_folder else None
+        if frame_file is not None and frame_file.suffix.lower() == ".png":
+            with atomic_path(root / entry["image"]) as tmp:  # already a PNG: copy, do not re-encode
+                shutil.copyfile(frame_file, tmp)
+        else:
+            atomic_write_bytes(root / entry["image"], _encode_png(image))
+        save_npz(
+            root / entry["sample"],
+            stored=("responsibility",),
+            responsibility=quantize(r),
+            person=labels.person,
+            valid=labels.valid,
+        )
+    if viz:
+        with _Timer(summary, "viz"):
+            _write_viz(
+                root / "viz" / f"{sid}.png",
+                image,
+                r,
+                labels.person,
+                labels.valid,
+                hands,
+                config,
+                labels.flows,
+            )
+    with _Timer(summary, "write"):
+        atomic_write_text(side_path, json.dumps({"entry": entry, "stats": stats}))
+    summary.samples_written += 1
+    return True
 
 
 def _write_viz(path, image, r, person, valid, hands, config, flows) -> None:

@@ -80,7 +80,7 @@ def test_available_offsets_near_clip_ends():
 def test_responsibility_baseline_on_scene(make_clip):
     clip = make_clip(n_frames=8, labeled=(0, 3, 7))
     flow = SceneFlow()
-    base = ResponsibilityBaseline(flow)
+    base = ResponsibilityBaseline(flow, fb_check=False)  # [C]: no backward flows
     fr = next(iter_scored_frames([clip], progress=False))
     maps = base.maps(fr.image, fr.hands, fr.context)
     r = maps["responsibility"]
@@ -142,7 +142,8 @@ def test_responsibility_fb_check_uses_backward_flows(make_clip):
     fr = next(iter_scored_frames([clip], progress=False))
     r = base.maps(fr.image, fr.hands, fr.context)["responsibility"]
     assert sorted(flow.calls) == [(2, 3), (3, 2), (3, 5), (5, 3)]
-    plain = ResponsibilityBaseline(SceneFlow(), offsets=(-1, 2)).maps(fr.image, fr.hands, fr.context)
+    plain = ResponsibilityBaseline(SceneFlow(), offsets=(-1, 2), fb_check=False)
+    plain = plain.maps(fr.image, fr.hands, fr.context)
     plain = plain["responsibility"]
     assert np.allclose(r.sum(0), 1, atol=1e-5)
     # background that the pair covers by frame 5 (4 columns right of it) fails the check at +2

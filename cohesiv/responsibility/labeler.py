@@ -1,0 +1,245 @@
+"""One labelling function per frame: the pseudo-labels, as the dataset, the baseline and the demo see them.
+
+:func:`label_frame` turns the flows around frame t and the hands' points into the frame's
+pseudo-labels: the offsets it can use, the forward–backward validity, the averaged
+responsibility maps (:func:`cohesiv.responsibility.averaged_responsibility`), the optional
+edge-aware smoothing, and the person mask. ``cohesiv pseudolabel`` (:func:`write_dataset`),
+``cohesiv eval --baseline responsibility`` (:class:`cohesiv.eval.baselines.ResponsibilityBaseline`)
+and the demo all call it with one :class:`PseudoLabelConfig`, so the same options give the same maps.
+
+Flows come from a callable ``flow(a, b) -> (2, H, W)`` (frame a -> frame b), normally
+:meth:`cohesiv.flow.FlowCache.get`, the one sliding flow window of the package.
+
+Conventions: flow ``(2, H, W)`` float32 pixels (dx, dy) from frame a to b; points ``(x, y)``
+pixels, origin at the centre of the top-left pixel; sizes ``(W, H)``; responsibilities
+``(N+1, H, W)`` float32, channel 0 background, summing to 1; masks ``(H, W)`` uint8 {0, 1}.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from cohesiv.responsibility.maps import BACKGROUNDS, averaged_responsibility
+from cohesiv.responsibility.masks import HULL_DILATION, person_mask
+
+FLOW_SOURCES = ("dis", "raft", "gt")
+SMOOTHINGS = ("none", "guided")
+#: Guided-filter regularisation (guide in [0, 1]): edges weaker than about sqrt(eps) are smoothed over.
+GUIDED_EPS = 1e-3
+
+
+@dataclass(frozen=True)
+class PseudoLabelConfig:
+    """Everything that determines the pseudo-labels (saved as ``dataset.json``).
+
+    Attributes:
+        offsets: frame offsets k (flow t -> t+k), e.g. ``(-3, -2, -1, 1, 2, 3)`` ([C]).
+        temperature: softmax temperature in pixels (2 in [C]).
+        background: ``"static"`` ([C]) or ``"homography"`` (camera motion fitted robustly).
+        homography: hand fit method, ``"magsac"`` (OpenCV USAC-MAGSAC) or ``"dlt"`` (kornia).
+        inlier_threshold: MAGSAC inlier threshold, pixels.
+        flow: ``"dis"``, ``"raft"`` or ``"gt"`` (exact flow of a ``cohesiv synth`` clip).
+        flow_preset: DIS preset (None: the flow module's default).
+        raft_model: ``"small"`` or ``"large"``.
+        raft_weights: local RAFT checkpoint path.
+        fb_check: compute the forward–backward ``valid`` mask (and use it to drop hand points
+            and weight the offset average); without it ``valid`` is all ones.
+        hull_dilation: person-mask dilation as a fraction of the hand's size.
+        forearm: add a forearm band to the person mask for hands given as 21 MediaPipe
+            keypoints (beyond [C]; see :func:`cohesiv.responsibility.masks.forearm_polygon`).
+        object_threshold: responsibility threshold of the object mask (used by ``--viz`` only;
+            training derives the object mask itself).
+        smoothing: ``"none"`` or ``"guided"``: edge-aware smoothing of the hands' responsibility
+            with a guided filter on the frame (beyond [C]; fills thin or textureless parts of
+            held objects whose flow is unreliable, see :func:`guided_smoothing`).
+        smoothing_radius: guided-filter radius as a fraction of the image diagonal.
+    """
+
+    offsets: tuple[int, ...] = (-3, -2, -1, 1, 2, 3)
+    temperature: float = 2.0
+    background: str = "static"
+    homography: str = "magsac"
+    inlier_threshold: float = 1.5
+    flow: str = "dis"
+    flow_preset: str | None = None
+    raft_model: str = "small"
+    raft_weights: str | None = None
+    fb_check: bool = True
+    hull_dilation: float = HULL_DILATION
+    forearm: bool = False
+    object_threshold: float = 0.5
+    smoothing: str = "none"
+    smoothing_radius: float = 0.02
+
+    def __post_init__(self) -> None:
+        """Validate the values (ValueError names the field)."""
+        offs = tuple(int(k) for k in self.offsets)
+        object.__setattr__(self, "offsets", tuple(sorted(set(offs))))
+        if not self.offsets or 0 in self.offsets:
+            raise ValueError(f"offsets must be non-zero frame offsets, got {offs}")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.background not in BACKGROUNDS:
+            raise ValueError(f"background must be one of {BACKGROUNDS}, got {self.background!r}")
+        if self.homography not in ("magsac", "dlt"):
+            raise ValueError(f"homography must be 'magsac' or 'dlt', got {self.homography!r}")
+        if self.flow not in FLOW_SOURCES:
+            raise ValueError(f"flow must be one of {FLOW_SOURCES}, got {self.flow!r}")
+        if self.smoothing not in SMOOTHINGS:
+            raise ValueError(f"smoothing must be one of {SMOOTHINGS}, got {self.smoothing!r}")
+        if not 0 < self.smoothing_radius < 1:
+            raise ValueError(f"smoothing_radius must be in (0, 1), got {self.smoothing_radius}")
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable form."""
+        d = dataclasses.asdict(self)
+        d["offsets"] = list(self.offsets)
+        return d
+
+
+@dataclass
+class FrameLabels:
+    """The pseudo-labels of one frame (what :func:`label_frame` returns).
+
+    Attributes:
+        responsibility: ``(N+1, H, W)`` float32, channel k = the k-th given hand (all-zero for a
+            hand that could not be fitted at any offset), summing to 1 over channels.
+        person: ``(H, W)`` uint8 {0, 1}, from the hands in ``kept`` (or the given mask).
+        valid: ``(H, W)`` uint8 {0, 1}, forward–backward consistent in at least half the offsets.
+        kept: indices of the hands fitted at one offset at least.
+        info: ``offsets``, ``fitted_offsets``, ``dropped``, ``camera_fallbacks``
+            (:func:`cohesiv.responsibility.averaged_responsibility`).
+        flows: offset k -> the flow t -> t+k used (for overlays).
+    """
+
+    responsibility: np.ndarray
+    person: np.ndarray
+    valid: np.ndarray
+    kept: list[int]
+    info: dict
+    flows: dict
+
+
+def usable_offsets(offsets: Sequence[int], t: int, n_frames: int) -> list[int]:
+    """The offsets k with ``0 <= t + k < n_frames`` (frames near the clip's ends use what they have)."""
+    return [k for k in offsets if k != 0 and 0 <= t + k < n_frames]
+
+
+def guided_smoothing(
+    responsibility: np.ndarray, image: np.ndarray, radius: int, eps: float = GUIDED_EPS
+) -> np.ndarray:
+    """Edge-aware smoothing of the hands' responsibility with a guided filter on the frame.
+
+    Each hand channel is filtered with the frame as guide (He et al., PAMI 2013; OpenCV
+    ``ximgproc.guidedFilter``), so responsibility spreads within regions of similar colour and
+    stops at image edges: the textureless inside of a held object, where the flow is unreliable,
+    takes the responsibility of its textured rim. Channels are clipped to [0, 1]; the
+    background is what is left (``1 - sum of hands``, at least 0), and the result is renormalised.
+
+    Args:
+        responsibility: ``(N+1, H, W)`` float32, channel 0 background.
+        image: ``(H, W, 3)`` uint8 RGB frame.
+        radius: filter radius, pixels.
+        eps: regularisation (guide scaled to [0, 1]).
+
+    Returns:
+        ``(N+1, H, W)`` float32 summing to 1 over channels.
+    """
+    r = np.asarray(responsibility, np.float32)
+    if r.shape[0] < 2 or radius < 1:
+        return r
+    guide = np.ascontiguousarray(image, np.float32) * np.float32(1 / 255)
+    out = np.empty_like(r)
+    gf = cv2.ximgproc.createGuidedFilter(guide, int(radius), float(eps))
+    for c in range(1, r.shape[0]):
+        out[c] = gf.filter(np.ascontiguousarray(r[c]))
+    np.clip(out[1:], 0, 1, out=out[1:])
+    hands = out[1:].sum(0)
+    out[0] = np.maximum(1 - hands, 0)
+    out /= np.maximum(out.sum(0, keepdims=True), np.float32(1e-6))
+    return out
+
+
+def label_frame(
+    flow: Callable[[int, int], np.ndarray],
+    t: int,
+    offsets: Sequence[int],
+    hand_points: Sequence[np.ndarray],
+    size: tuple[int, int],
+    config: PseudoLabelConfig,
+    *,
+    image: np.ndarray | None = None,
+    person_given: np.ndarray | None = None,
+    valid_fn: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+    timer: Callable[[str], contextlib.AbstractContextManager] | None = None,
+) -> FrameLabels | None:
+    """Pseudo-labels of frame ``t``: averaged responsibility, validity and person mask.
+
+    Args:
+        flow: ``flow(a, b) -> (2, H, W)`` float32 flow from frame a to frame b (a cache, e.g.
+            :meth:`cohesiv.flow.FlowCache.get`, so that no pair is computed twice).
+        t: the frame.
+        offsets: the offsets k to use (frames t + k exist; see :func:`usable_offsets`).
+        hand_points: N arrays ``(N_k, 2)`` ``(x, y)`` of the hands in frame t (a hand with no
+            point is never fitted; its channel is all zero).
+        size: ``(W, H)`` of the frames.
+        config: the label settings (offsets are taken from ``offsets``, flow source ignored).
+        image: ``(H, W, 3)`` uint8 RGB frame t, needed by ``config.smoothing="guided"``.
+        person_given: optional ``(H, W)`` person mask (non-zero = person) instead of the hulls.
+        valid_fn: ``valid_fn(flow_fw, flow_bw) -> (H, W) bool`` (default
+            :func:`cohesiv.flow.forward_backward_valid`); used when ``config.fb_check``.
+        timer: ``timer(stage)`` context manager around the stages (``flow``, ``consistency``,
+            ``responsibility``, ``masks``), e.g. to account time per stage.
+
+    Returns:
+        :class:`FrameLabels`, or None when ``offsets`` is empty.
+
+    Raises:
+        ValueError: ``config.smoothing="guided"`` without ``image``, or bad shapes.
+    """
+    if not offsets:
+        return None
+    stage = timer or (lambda name: contextlib.nullcontext())
+    pts = [np.asarray(p, np.float32).reshape(-1, 2) for p in hand_points]
+    with stage("flow"):
+        flows = {k: flow(t, t + k) for k in offsets}
+    valids = None
+    if config.fb_check:
+        with stage("flow"):
+            back = {k: flow(t + k, t) for k in offsets}
+        if valid_fn is None:
+            from cohesiv.flow import forward_backward_valid as valid_fn
+        with stage("consistency"):
+            valids = {k: np.asarray(valid_fn(flows[k], back[k])).astype(np.uint8) for k in offsets}
+    with stage("responsibility"):
+        r, valid, info = averaged_responsibility(
+            flows,
+            pts,
+            valids=valids,
+            temperature=config.temperature,
+            background=config.background,
+            method=config.homography,
+            threshold=config.inlier_threshold,
+        )
+        if config.smoothing == "guided":
+            if image is None:
+                raise ValueError("smoothing='guided' needs the frame (image=)")
+            w, h = size
+            radius = max(1, int(round(config.smoothing_radius * float(np.hypot(w, h)))))
+            r = guided_smoothing(r, image, radius)
+    kept = [j for j, fo in enumerate(info["fitted_offsets"]) if fo]
+    with stage("masks"):
+        person = person_mask(
+            [pts[j] for j in kept],
+            size,
+            given=person_given,
+            dilation=config.hull_dilation,
+            forearm=config.forearm,
+        )
+    return FrameLabels(responsibility=r, person=person, valid=valid, kept=kept, info=info, flows=flows)
