@@ -29,12 +29,25 @@ precision / recall / F1 are means over instances (EgoHOS mPrec / mRec / mF1).
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options of ``cohesiv eval``."""
-    what = parser.add_mutually_exclusive_group(required=True)
+    what = parser.add_mutually_exclusive_group()
     what.add_argument("--run", metavar="RUN", help="run folder of a trained model (cohesiv train)")
     what.add_argument("--baseline", choices=("responsibility", "flow"), help="evaluate a baseline of [C]")
-    parser.add_argument(
-        "--data", nargs="+", required=True, metavar="CLIP", help="labeled clip folders to score"
+    parser.add_argument("--data", nargs="+", metavar="CLIP", help="labeled clip folders to score")
+    g = parser.add_argument_group("real images (instead of --data)")
+    g.add_argument(
+        "--images",
+        metavar="DIR",
+        help="an image set: images/ plus labels/ (EgoHOS PNGs: Hand/Obj/Pair/All) or masks/ (binary hand "
+        "masks: All-hands IoU); the hull of the hand points is always scored beside the model",
     )
+    g.add_argument(
+        "--hands",
+        metavar="FILE",
+        help="hands file whose frame t holds the hands of the t-th image (by name); default: detect "
+        "hands with MediaPipe on each image",
+    )
+    g.add_argument("--detect-hands", action="store_true", help="detect hands with MediaPipe (the default)")
+    g.add_argument("--viz", metavar="DIR", help="write one picture per image: ground truth, model, hull")
     parser.add_argument(
         "--gt",
         nargs="+",
@@ -94,6 +107,38 @@ def _offsets(text: str | None, default: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(sorted({s * abs(k) for k in ks for s in (-1, 1)}))
 
 
+def _run_images(args: argparse.Namespace) -> int:
+    """``--images``: score the run (if any) and the hull floor on an image set."""
+    from pathlib import Path
+
+    from cohesiv.errors import CohesivError
+    from cohesiv.eval.driver import write_metrics
+    from cohesiv.eval.images import format_image_table, run_image_eval
+
+    if args.data or args.baseline:
+        raise CohesivError(
+            "--images scores a --run (and the hull of the hand points); not with --data/--baseline"
+        )
+    if args.hands and args.detect_hands:
+        raise CohesivError("give --hands FILE or --detect-hands, not both")
+    if Path(args.out).is_dir():
+        raise CohesivError(f"--out {args.out} is a folder; give the metrics file to write")
+    result = run_image_eval(
+        args.images,
+        run=args.run,
+        hands_file=args.hands,
+        device=args.device,
+        viz=args.viz,
+        progress=not args.quiet,
+    )
+    result["config"] = {"images": str(args.images), "run": args.run, "hands": result.pop("hands")}
+    write_metrics(args.out, result)
+    if not args.quiet:
+        print(format_image_table(result, f"{args.images}" + (f", run {args.run}" if args.run else "")))
+        print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Evaluate, write ``args.out`` and print the table."""
     import math
@@ -103,6 +148,12 @@ def run(args: argparse.Namespace) -> int:
     from cohesiv.eval.driver import format_table, write_metrics
 
     progress = not args.quiet
+    if args.images is not None:
+        return _run_images(args)
+    if not args.data:
+        raise CohesivError("give --data CLIPS (labeled clips) or --images DIR (an image set)")
+    if args.run is None and args.baseline is None:
+        raise CohesivError("give --run RUN (a trained model) or --baseline responsibility|flow")
     if args.gt:  # COCO-RLE / VISOR ground truth: converted to EgoHOS label folders first
         import tempfile
 
