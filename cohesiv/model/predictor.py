@@ -15,7 +15,9 @@ Read-out, per query k (``S_k`` the score map, ``Z`` the embedding):
   it touches (the forearm, which often moves unlike the hand and so has a low S_k); when it chose
   ``open_o`` (beyond [C], see :func:`open_objects`), each object mask is then opened with a disc of
   that radius (a fraction of the image's longer side), which removes the thin rims that S_k leaves
-  around a moving hand that holds nothing;
+  around a moving hand that holds nothing; when it fitted a held-object model (beyond [C], see
+  :mod:`cohesiv.model.held`), each hand gets a probability that it holds an object, and the object
+  mask of a hand below the calibrated threshold is dropped ("holds nothing");
 * prototypes without thresholds: S_k > 0.5, split into hand/object by the closer prototype;
 * no calibration at all: the person prototype is the mean embedding at the query points (queries lie
   on hands); hand_k = cos(Z, z_query) > 0.5 AND S_k > 0.5; object_k = S_k > 0.5 AND NOT hand_k;
@@ -43,6 +45,7 @@ import torch.nn.functional as F
 
 from cohesiv._checks import check_shape
 from cohesiv.io.labels import compose_label
+from cohesiv.model.held import HeldObjectModel, apply_held
 from cohesiv.model.net import SIZE_MULTIPLE, CohesivNet, normalize_images, sample_at_points
 
 #: Thresholds used when a run has prototypes but no calibrated thresholds.
@@ -65,6 +68,9 @@ class Prediction:
         sides: the side used for each query ("left"/"right"; unknown sides from the image half).
         queries: ``(K, 2)`` float32 query points ``(x, y)`` in image pixels.
         mode: which read-out was used: "calibrated", "nearest-prototype" or "query-prototype".
+        held_probability: ``(K,)`` float32 probability that each hand holds an object (NaN when the
+            run has no held-object model, :mod:`cohesiv.model.held`).
+        holds: ``(K,)`` bool, the held-object decision (its object mask is empty when False).
     """
 
     hand_masks: np.ndarray
@@ -76,6 +82,8 @@ class Prediction:
     sides: list[str]
     queries: np.ndarray
     mode: str
+    held_probability: np.ndarray | None = None
+    holds: np.ndarray | None = None
 
 
 def resolve_sides(queries: np.ndarray, sides: Sequence[str | None] | None, width: int) -> list[str]:
@@ -231,6 +239,8 @@ class Predictor:
         flip: test-time flip: also run the mirrored image (query points mirrored) and average its
             mirrored-back maps with the plain ones (scores averaged; unit embeddings averaged and
             normalised). Twice the network cost; ``cohesiv calibrate --flip`` decides on validation clips.
+        held: held-object model (:class:`cohesiv.model.held.HeldObjectModel`): per-hand probability
+            and the "holds nothing" decision, or None.
 
     Example:
         >>> pred = Predictor.from_run("runs/cup")  # doctest: +SKIP
@@ -248,8 +258,11 @@ class Predictor:
         size: int | None = None,
         device: torch.device | str | None = None,
         flip: bool = False,
+        held: HeldObjectModel | None = None,
     ) -> None:
         self.model = model
+        #: the held-object model (:mod:`cohesiv.model.held`); used with calibrated thresholds only.
+        self.held = held
         self.flip = bool(flip)
         if device is not None:
             model.to(device)
@@ -312,6 +325,7 @@ class Predictor:
             size=size,
             device=device,
             flip=cal is not None and cal.flip,
+            held=_held_from_run(run_dir) if cal is not None else None,
         )
 
     @property
@@ -462,20 +476,45 @@ class Predictor:
                 )
             if self.open_o is not None and mode == "calibrated":
                 obj_np = open_objects(obj_np, opening_radius(self.open_o, (h, w)))
+            scores_np, osim_np = scores_o.float().cpu().numpy(), object_sim.float().cpu().numpy()
+            obj_np, held_p, holds = apply_held(
+                hand_np, obj_np, scores_np, osim_np, self.held if mode == "calibrated" else None
+            )
             hand_np, obj_np = hand_np.astype(np.uint8), obj_np.astype(np.uint8)
             return Prediction(
                 hand_masks=hand_np,
                 object_masks=obj_np,
-                scores=scores_o.float().cpu().numpy(),
+                scores=scores_np,
                 person_sim=person_sim.float().cpu().numpy(),
-                object_sim=object_sim.float().cpu().numpy(),
+                object_sim=osim_np,
                 label=compose_label(hand_np, obj_np, sides_r),
                 sides=sides_r,
                 queries=q,
                 mode=mode,
+                held_probability=held_p,
+                holds=holds,
             )
 
         return self._run(run)
+
+
+def _held_from_run(run_dir: str | os.PathLike) -> HeldObjectModel | None:
+    """The ``"held_object"`` entry of ``RUN/calibration.json`` (None when absent).
+
+    Raises:
+        InputError: the entry is malformed.
+    """
+    import json
+    from pathlib import Path
+
+    from cohesiv.errors import InputError
+    from cohesiv.model.io import CALIBRATION_FILE
+
+    path = Path(run_dir) / CALIBRATION_FILE
+    try:
+        return HeldObjectModel.from_json(json.loads(path.read_text(encoding="utf-8")).get("held_object"))
+    except (KeyError, TypeError, ValueError) as e:
+        raise InputError(path, f"bad 'held_object' entry ({e})") from None
 
 
 def _size_from_config(cfg: Mapping[str, Any]) -> int:

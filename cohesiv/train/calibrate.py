@@ -20,6 +20,11 @@
   side) of :func:`cohesiv.model.predictor.open_objects`, is chosen the same way
   (:func:`search_opening`); it removes the thin object rims around hands that hold nothing.
 
+* **Held objects** (beyond [C], ``held=True``): last, the logistic held-object model of
+  :mod:`cohesiv.model.held` is fitted on the validation hands and its probability threshold chosen
+  like the others (:func:`search_held`); hands below it hold nothing and lose their object mask.
+  The report (``held_object_fit``) gives the false-object rate and Obj recall before and after.
+
 * **Test-time flip** (beyond [C], ``flip=True``): every size is also calibrated with the mirrored
   image's maps averaged in (:class:`cohesiv.model.Predictor` ``flip``); kept when its objective beats
   the plain read-out's by at least :data:`FLIP_MIN_GAIN` points.
@@ -53,6 +58,8 @@ GRID_G = tuple(np.round(np.arange(0.3, 0.951, 0.05), 3).tolist())
 #: Candidate object-opening radii open_o (fractions of the image's longer side: 1-10 pixels at 256).
 GRID_OPEN = (0.005, 0.01, 0.015, 0.02, 0.03, 0.04)
 OBJECTIVES = ("All", "Pair")
+#: Candidate held-object probability thresholds (0: no hand is said to hold nothing).
+GRID_HELD = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 #: The test-time flip is kept only when it raises the validation objective by this many mIoU points.
 FLIP_MIN_GAIN = 0.5
 
@@ -369,29 +376,111 @@ def miou_grid(
     return miou_grids(frames, grid_h, grid_o, grid_r)[objective]
 
 
-def frame_metrics(frames: Sequence[ValFrame], thresholds: dict[str, float]) -> dict:
-    """Hand/Obj/Pair/All metrics of the read-out at ``thresholds`` (:func:`cohesiv.eval.summarize`)."""
+def _readout_masks(f: ValFrame, thresholds: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Hand and object masks ``(K, H, W)`` bool of the calibrated read-out of one frame (before the held decision)."""
     import torch
 
-    from cohesiv.eval.metrics import HOSMeter
     from cohesiv.model.predictor import grow_hands, open_objects, opening_radius, readout
+
+    hand, obj = readout(
+        torch.from_numpy(f.scores),
+        torch.from_numpy(f.person_sim),
+        torch.from_numpy(f.object_sim),
+        thresholds,
+        "calibrated",
+    )
+    hand, obj = hand.numpy(), obj.numpy()
+    if thresholds.get("tau_g") is not None:
+        hand, obj = grow_hands(hand, obj, f.scores, f.person_sim, thresholds["tau_g"])
+    if thresholds.get("open_o") is not None:
+        obj = open_objects(obj, opening_radius(thresholds["open_o"], f.person_sim.shape))
+    return hand, obj
+
+
+def frame_metrics(frames: Sequence[ValFrame], thresholds: dict[str, float], held: Any = None) -> dict:
+    """Hand/Obj/Pair/All metrics of the read-out at ``thresholds`` (:func:`cohesiv.eval.summarize`).
+
+    ``held`` (a :class:`cohesiv.model.held.HeldObjectModel`) drops the object masks of the hands that
+    hold nothing, as prediction does.
+    """
+    from cohesiv.eval.metrics import HOSMeter
+    from cohesiv.model.held import apply_held
 
     meter = HOSMeter()
     for f in frames:
-        hand, obj = readout(
-            torch.from_numpy(f.scores),
-            torch.from_numpy(f.person_sim),
-            torch.from_numpy(f.object_sim),
-            thresholds,
-            "calibrated",
-        )
-        hand, obj = hand.numpy(), obj.numpy()
-        if thresholds.get("tau_g") is not None:
-            hand, obj = grow_hands(hand, obj, f.scores, f.person_sim, thresholds["tau_g"])
-        if thresholds.get("open_o") is not None:
-            obj = open_objects(obj, opening_radius(thresholds["open_o"], f.person_sim.shape))
+        hand, obj = _readout_masks(f, thresholds)
+        if held is not None:
+            obj = apply_held(hand, obj, f.scores, f.object_sim, held)[0]
         meter.add(f.label, f.sides, f.queries, hand, obj)
     return meter.result()
+
+
+def search_held(
+    frames: Sequence[ValFrame],
+    thresholds: dict[str, float],
+    objective: str = "All",
+    grid: Sequence[float] = GRID_HELD,
+    tolerance: float = TOLERANCE,
+) -> tuple[Any, dict[str, Any]]:
+    """Fit the held-object model (:mod:`cohesiv.model.held`) and choose its decision threshold.
+
+    The logistic model is fitted on every queried hand of ``frames`` (target: its label holds object
+    pixels). The threshold is chosen like the read-out thresholds: the best ``objective`` mIoU, and
+    among thresholds within ``tolerance`` of it the best mean of the four tasks; 0 never drops.
+
+    Args:
+        frames: validation maps.
+        thresholds: the calibrated read-out thresholds (kept fixed).
+        objective: task whose mIoU decides.
+        grid: candidate probability thresholds (0 = off).
+        tolerance: mIoU points.
+
+    Returns:
+        ``(model or None when the clips lack hands with or without objects, fit report)``; the report
+        has the hand counts and, per threshold, the objective and the false-object rate / Obj recall /
+        Obj mIoU, with "before" (no decision) and "after" (the chosen threshold).
+    """
+    from cohesiv.eval.metrics import hand_object_gt, resolve_side
+    from cohesiv.model.held import HeldObjectModel, fit_logistic, held_features
+
+    xs, ys = [], []
+    for f in frames:
+        hand, obj = _readout_masks(f, thresholds)
+        xs.append(held_features(hand, obj, f.scores, f.object_sim))
+        for i in range(len(f.scores)):
+            ys.append(hand_object_gt(f.label, resolve_side(f.label, f.sides[i], f.queries[i]))[1].any())
+    x = np.concatenate(xs) if xs else np.zeros((0, 3))
+    y = np.asarray(ys, bool)
+    report: dict[str, Any] = {"hands": int(len(y)), "holding": int(y.sum())}
+    if len(y) == 0 or y.all() or not y.any():
+        report["skipped"] = "the validation hands all hold an object, or none does"
+        return None, report
+    coef, intercept = fit_logistic(x, y)
+
+    def summary(m: dict) -> dict[str, float]:
+        return {
+            objective: float(m[objective]["mIoU"]),
+            "mean4": float(np.nanmean([m[t]["mIoU"] for t in ("All", "Pair", "Hand", "Obj")])),
+            "false_object_rate": float(m["Obj"]["false_object_rate"]),
+            "Obj_recall": float(m["Obj"]["recall"]),
+            "Obj_mIoU": float(m["Obj"]["mIoU"]),
+        }
+
+    scores = {
+        f"{t:g}": summary(
+            frame_metrics(frames, thresholds, HeldObjectModel(tuple(coef), intercept, float(t)))
+        )
+        for t in grid
+    }
+    best = max(v[objective] for v in scores.values())
+    chosen = max(
+        (k for k, v in scores.items() if v[objective] >= best - max(float(tolerance), 1e-6)),
+        key=lambda k: scores[k]["mean4"],
+    )
+    model = HeldObjectModel(tuple(float(c) for c in coef), intercept, float(chosen))
+    report.update(grid=scores, threshold=float(chosen), before=summary(frame_metrics(frames, thresholds)))
+    report["after"] = scores[chosen]
+    return model, report
 
 
 def _search_option(
@@ -519,6 +608,7 @@ def calibrate_run(
     grow: bool = True,
     opening: bool = True,
     flip: bool = False,
+    held: bool = True,
     tolerance: float = TOLERANCE,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -546,6 +636,7 @@ def calibrate_run(
         flip: also calibrate with the test-time flip of :class:`cohesiv.model.Predictor` at every
             size, and keep it when its best objective beats the best without by at least half a
             point (it doubles the cost of prediction).
+        held: also fit the held-object model and its threshold (:func:`search_held`; "holds nothing").
         progress: progress bars on stderr.
 
     Returns:
@@ -590,7 +681,10 @@ def calibrate_run(
     if open_o is not None:
         thresholds = dict(thresholds, open_o=open_o)
         best = opened[f"{open_o:g}"]
-    metrics = frame_metrics(frames, thresholds)
+    held_model, held_fit = (
+        search_held(frames, thresholds, objective, tolerance=tolerance) if held else (None, {})
+    )
+    metrics = frame_metrics(frames, thresholds, held_model)
     doc = {
         "objective": objective,
         "objective_mIoU": best,
@@ -606,6 +700,8 @@ def calibrate_run(
         "grid": {"tau_h": list(GRID_H), "tau_o": list(GRID_O), "tau_r": list(GRID_R)},
         "growth": growth,
         "opening": opened,
+        "held_object": None if held_model is None else held_model.to_json(),
+        "held_object_fit": held_fit,
     }
     write_calibration(run, protos, thresholds, **doc)
     return dict(doc, prototypes={k: v.tolist() for k, v in protos.items()}, thresholds=thresholds)
