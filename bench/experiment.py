@@ -46,6 +46,60 @@ def sh(args: list[str], log: Path) -> float:
     return time.perf_counter() - t0
 
 
+def prepare(
+    w: Path,
+    log: Path,
+    train_clips: int = 40,
+    val_clips: int = 10,
+    test_clips: int = 20,
+    frames: int = 16,
+    size: str = "256x192",
+    *,
+    forearm: bool = False,
+) -> tuple[Path, float]:
+    """Synthetic train/val/test clips and the train split's pseudo-labels in ``w`` (skips finished work).
+
+    Returns:
+        ``(pseudo-label dataset folder, seconds spent on pseudo-labels)``.
+    """
+    for split, n, seed in (("train", train_clips, 1), ("val", val_clips, 2), ("test", test_clips, 3)):
+        sh(
+            ["synth", str(w / split), "--clips", str(n), "--frames", str(frames), "--size", size]
+            + ["--seed", str(seed), "--camera", "mixed"],
+            log,
+        )
+    pseudo = w / ("pseudo-forearm" if forearm else "pseudo")
+    seconds = sh(
+        [
+            "pseudolabel",
+            *sorted(str(c) for c in (w / "train").glob("clip_*")),
+            *(["--forearm"] if forearm else []),
+            "--out",
+            str(pseudo),
+            "--background",
+            "homography",
+            "--offsets",
+            "1,2,3",
+            "--temperature",
+            "2",
+        ],
+        log,
+    )
+    return pseudo, seconds
+
+
+def baseline(w: Path, log: Path, base: str = "responsibility") -> dict:
+    """Metrics of a baseline on the test split, thresholds fit on val (cached in ``w``)."""
+    out = w / f"baseline-{base}.json"
+    if not out.exists():
+        sh(
+            ["eval", "--baseline", base, "--data", str(w / "test"), "--val", str(w / "val")]
+            + ["--background", "homography", "--out", str(out)],
+            log,
+        )
+    return json.loads(out.read_text())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, default=Path("/tmp/cohesiv-exp"))
@@ -72,40 +126,8 @@ def main() -> None:
     log = w / "commands.log"
     times: dict[str, float] = {}
 
-    for split, n, seed in (("train", a.train_clips, 1), ("val", a.val_clips, 2), ("test", a.test_clips, 3)):
-        sh(
-            [
-                "synth",
-                str(w / split),
-                "--clips",
-                str(n),
-                "--frames",
-                str(a.frames),
-                "--size",
-                a.size,
-                "--seed",
-                str(seed),
-                "--camera",
-                "mixed",
-            ],
-            log,
-        )
-    pseudo = w / ("pseudo-forearm" if a.forearm else "pseudo")
-    times["pseudolabel"] = sh(
-        [
-            "pseudolabel",
-            *sorted(str(c) for c in (w / "train").glob("clip_*")),
-            *(["--forearm"] if a.forearm else []),
-            "--out",
-            str(pseudo),
-            "--background",
-            "homography",
-            "--offsets",
-            "1,2,3",
-            "--temperature",
-            "2",
-        ],
-        log,
+    pseudo, times["pseudolabel"] = prepare(
+        w, log, a.train_clips, a.val_clips, a.test_clips, a.frames, a.size, forearm=a.forearm
     )
 
     results: dict[str, dict] = {}
@@ -145,25 +167,7 @@ def main() -> None:
             )
         results[f"model: {name}"] = json.loads((run / "metrics.json").read_text())
     for base in ("responsibility", "flow"):
-        out = w / f"baseline-{base}.json"
-        if not out.exists():
-            sh(
-                [
-                    "eval",
-                    "--baseline",
-                    base,
-                    "--data",
-                    str(w / "test"),
-                    "--val",
-                    str(w / "val"),
-                    "--background",
-                    "homography",
-                    "--out",
-                    str(out),
-                ],
-                log,
-            )
-        results[f"baseline: {base} (DIS)"] = json.loads(out.read_text())
+        results[f"baseline: {base} (DIS)"] = baseline(w, log, base)
 
     print(
         f"\nSynthetic experiment in {w}: {a.train_clips} train / {a.val_clips} val / {a.test_clips} test clips, "

@@ -2,15 +2,19 @@
 
 Prints, all measured in the same run (interleaved repeats, median), on the CPU:
 
-1. train step (forward + loss + backward + AdamW step), resnet18, 256x256, batch 8, 2 hands per image:
-   CohesivNet + total_loss vs a bare ``smp.Unet(resnet18, classes=64)`` with an MSE loss (ratio);
+1. train step (forward + loss + backward + AdamW step), 256x256, batch 8, 2 hands per image:
+   CohesivNet + total_loss (as the training loop runs them: scores at the head stride) vs a bare
+   ``smp.Unet(<same encoder>, classes=<embed dim>)`` with an MSE loss (ratio);
 2. predict latency, one 384x288 image with 2 hands: ``Predictor.predict`` (incl. pre/post-processing
    and read-out) vs a bare U-Net forward under no_grad (ratio);
 3. the FLOPs of each (torch FlopCounterMode: does not depend on the machine's load);
 4. peak memory of each (resident set high-water mark above the state before the measured work, each
    case in a fresh subprocess).
 
-Usage: .venv/bin/python bench/model.py [--repeats 5] [--threads N]
+Usage: .venv/bin/python bench/model.py [--repeats 5] [--threads N] [--encoder NAME] [--head-stride S]
+    [--embed-dim F] [--head-dim A] [--size 256] [--batch 8]
+
+Both models of a pair use the same encoder, random initialisation, batch and size.
 """
 
 from __future__ import annotations
@@ -29,6 +33,29 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 CASES = ("train_cohesiv", "train_bare", "predict_cohesiv", "predict_bare")
+#: The model measured (set from the command line; the memory subprocesses get the same flags).
+SETUP = {"encoder": None, "head_stride": None, "embed_dim": 64, "head_dim": 64, "size": 256, "batch": 8}
+
+
+def _cohesiv_net():
+    from cohesiv.model import CohesivNet, ModelConfig
+
+    default = ModelConfig()
+    return CohesivNet(
+        SETUP["encoder"] or default.encoder_name,
+        embed_dim=SETUP["embed_dim"],
+        head_dim=SETUP["head_dim"],
+        head_stride=SETUP["head_stride"] or default.head_stride,
+    )
+
+
+def _bare_net():
+    import segmentation_models_pytorch as smp
+
+    from cohesiv.model import ModelConfig
+
+    enc = SETUP["encoder"] or ModelConfig().encoder_name
+    return smp.Unet(enc, encoder_weights=None, classes=SETUP["embed_dim"])
 
 
 def _image_384x288() -> tuple[np.ndarray, str]:
@@ -49,7 +76,8 @@ def _image_384x288() -> tuple[np.ndarray, str]:
     return np.random.default_rng(0).integers(0, 256, (288, 384, 3), dtype=np.uint8), "random"
 
 
-def _train_batch(b: int = 8, size: int = 256, k: int = 2) -> dict[str, torch.Tensor]:
+def _train_batch(b: int | None = None, size: int | None = None, k: int = 2) -> dict[str, torch.Tensor]:
+    b, size = b or SETUP["batch"], size or SETUP["size"]
     g = torch.Generator().manual_seed(0)
     resp = torch.softmax(3 * torch.randn(b, k + 1, size, size, generator=g), 1)
     person = (torch.rand(b, 1, size, size, generator=g) > 0.8).float()
@@ -61,32 +89,31 @@ def _train_batch(b: int = 8, size: int = 256, k: int = 2) -> dict[str, torch.Ten
         "person": person,
         "object": ((resp[:, 1:].amax(1, keepdim=True) > 0.5) & (person < 0.5)).float(),
         "valid": torch.ones(b, 1, size, size),
-        "target": torch.randn(b, 64, size, size, generator=g),
+        "target": torch.randn(b, SETUP["embed_dim"], size, size, generator=g),
     }
 
 
 def make_case(name: str):
     """Return a zero-argument callable doing one unit of the named work (models built here)."""
-    import segmentation_models_pytorch as smp
-
-    from cohesiv.model import CohesivNet, Predictor, total_loss
+    from cohesiv.model import Predictor, total_loss
 
     torch.manual_seed(0)
     if name.startswith("train"):
         batch = _train_batch()
         if name == "train_cohesiv":
-            net = CohesivNet("resnet18").train()
+            net = _cohesiv_net().train()
             opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
+            kw = {"full_resolution": False} if net.head_stride > 1 else {}  # as cohesiv.train runs it
 
             def step() -> None:
                 opt.zero_grad(set_to_none=True)
-                out = net(batch["images"], batch["points"], batch["point_valid"])
+                out = net(batch["images"], batch["points"], batch["point_valid"], **kw)
                 loss, _ = total_loss(out, batch)
                 loss.backward()
                 opt.step()
 
         else:
-            net = smp.Unet("resnet18", encoder_weights=None, classes=64).train()
+            net = _bare_net().train()
             opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
 
             def step() -> None:
@@ -98,10 +125,10 @@ def make_case(name: str):
         return step
     image, _ = _image_384x288()
     if name == "predict_cohesiv":
-        pred = Predictor(CohesivNet("resnet18").eval(), size=384)
+        pred = Predictor(_cohesiv_net().eval(), size=384)
         queries, sides = [(120.0, 200.0), (270.0, 210.0)], ["left", "right"]
         return lambda: pred.predict(image, queries, sides)
-    net = smp.Unet("resnet18", encoder_weights=None, classes=64).eval()
+    net = _bare_net().eval()
     x = torch.randn(1, 3, 288, 384)
 
     def fwd() -> None:
@@ -117,17 +144,17 @@ def flops() -> dict[str, float]:
     Train cases count forward + backward (the optimizer step is not counted); FLOPs grow linearly
     with the batch, so the train ratios hold for batch 8.
     """
-    import segmentation_models_pytorch as smp
     from torch.utils.flop_counter import FlopCounterMode
 
-    from cohesiv.model import CohesivNet, Predictor, total_loss
+    from cohesiv.model import Predictor, total_loss
 
     batch = {k: v[:1] for k, v in _train_batch(b=1).items()}
     res = {}
-    net = CohesivNet("resnet18").train()
-    bare = smp.Unet("resnet18", encoder_weights=None, classes=64).train()
+    net = _cohesiv_net().train()
+    bare = _bare_net().train()
+    kw = {"full_resolution": False} if net.head_stride > 1 else {}
     with FlopCounterMode(display=False) as fc:
-        out = net(batch["images"], batch["points"], batch["point_valid"])
+        out = net(batch["images"], batch["points"], batch["point_valid"], **kw)
         total_loss(out, batch)[0].backward()
     res["train_cohesiv"] = fc.get_total_flops() / 1e9
     with FlopCounterMode(display=False) as fc:
@@ -171,6 +198,9 @@ def _memory(name: str, threads: int | None) -> dict:
     cmd = [sys.executable, __file__, "--memory-child", name]
     if threads:
         cmd += ["--threads", str(threads)]
+    for k, v in SETUP.items():
+        if v is not None:
+            cmd += [f"--{k.replace('_', '-')}", str(v)]
     res = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=REPO)
     return json.loads(res.stdout.strip().splitlines()[-1])
 
@@ -182,8 +212,15 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
     ap.add_argument("--flops-only", action="store_true", help="print the FLOP counts and stop")
+    ap.add_argument("--encoder", help="smp encoder of both models (default: cohesiv's default)")
+    ap.add_argument("--head-stride", type=int, help="cohesiv head stride (default: cohesiv's default)")
+    ap.add_argument("--embed-dim", type=int, default=64, help="F of both models (64)")
+    ap.add_argument("--head-dim", type=int, default=64, help="A of the cohesiv heads (64)")
+    ap.add_argument("--size", type=int, default=256, help="train crop side (256)")
+    ap.add_argument("--batch", type=int, default=8, help="train batch (8)")
     ap.add_argument("--memory-child", choices=CASES, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    SETUP.update({k: getattr(args, k) for k in SETUP})
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.memory_child:
@@ -219,8 +256,18 @@ def main() -> None:
         del fns
     med = {k: statistics.median(v) for k, v in results.items()}
     low = {k: min(v) for k, v in results.items()}
+    net = _cohesiv_net()
+    what = (
+        f"{net.encoder_name}, F {net.embed_dim}, A {net.head_dim}, head stride {net.head_stride}, "
+        f"{SETUP['size']}x{SETUP['size']} batch {SETUP['batch']}"
+    )
+    print(f"model: {what}; bare = smp.Unet({net.encoder_name}, classes={net.embed_dim}) + MSE")
     ratio_pairs = [
-        ("train step  resnet18 256x256 batch 8, 2 hands", "train_cohesiv", "train_bare"),
+        (
+            f"train step  {SETUP['size']}x{SETUP['size']} batch {SETUP['batch']}, 2 hands",
+            "train_cohesiv",
+            "train_bare",
+        ),
         ("predict     384x288, 2 hands (Predictor vs bare forward)", "predict_cohesiv", "predict_bare"),
     ]
     for title, a, b in ratio_pairs:

@@ -56,6 +56,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--head-dim", type=int, metavar="A", help="query/key head channels (default 64)%(default).0s"
     )
     g.add_argument(
+        "--head-stride",
+        type=int,
+        metavar="S",
+        help="run the query/key heads and the responsibility loss on Z average-pooled by S (1, 2, 4; "
+        "1 = full resolution, the paper's and --preset paper's); the scores are upsampled for "
+        "prediction (default 1)%(default).0s",
+    )
+    g.add_argument(
         "--plain-embedding",
         action="store_true",
         help="the paper's embedding loss: plain dot products, no L2 normalisation or temperature "
@@ -94,6 +102,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     g = p.add_argument_group("run")
     g.add_argument("--save-every", type=int, help="checkpoint every N steps (default 100)%(default).0s")
+    g.add_argument(
+        "--keep-every",
+        type=int,
+        metavar="N",
+        help="also keep the weights of every N-th step as checkpoints/step-NNNNNN.safetensors "
+        "(default 0: never)%(default).0s",
+    )
     g.add_argument("--log-every", type=int, help="log scalars every N steps (default 10)%(default).0s")
     g.add_argument(
         "--image-every",
@@ -102,12 +117,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--num-workers", type=int, help="data loader processes (default 0)%(default).0s")
     g.add_argument("--device", help="cpu, cuda, cuda:1 (default: CUDA when available)%(default).0s")
+    g.add_argument(
+        "--threads",
+        default="auto",
+        metavar="N|auto",
+        help="torch CPU threads. auto (default): $OMP_NUM_THREADS when set, else the CPUs this process "
+        "may use (os.sched_getaffinity) minus the 1-minute load average, rounded, at least 1 -- on a "
+        "CPU shared with other jobs, one thread per core is several times slower than fewer threads",
+    )
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 _FIELDS = (
     "size", "batch", "steps", "epochs", "lr", "weight_decay", "schedule", "warmup_steps", "val_fraction",
-    "object_threshold", "w_resp", "w_emb", "seed", "save_every", "log_every", "image_every", "num_workers",
+    "object_threshold", "w_resp", "w_emb", "seed", "save_every", "keep_every", "log_every", "image_every", "num_workers",
     "device",
 )  # fmt: skip
 
@@ -120,6 +143,7 @@ def build_config(args: argparse.Namespace):
     from cohesiv.errors import CohesivError
     from cohesiv.model import ModelConfig
     from cohesiv.train import make_config, read_run_config
+    from cohesiv.train.config import MODEL_PRESETS
 
     given = {k: getattr(args, k) for k in _FIELDS if getattr(args, k) is not None}
     model_over = {
@@ -129,6 +153,7 @@ def build_config(args: argparse.Namespace):
             "encoder_weights": args.encoder_weights,
             "embed_dim": args.embed_dim,
             "head_dim": args.head_dim,
+            "head_stride": args.head_stride,
             "normalize_embedding": False if args.plain_embedding else None,
             "embedding_temperature": 1.0 if args.plain_embedding else args.embedding_temperature,
         }.items()
@@ -146,6 +171,8 @@ def build_config(args: argparse.Namespace):
         return dataclasses.replace(saved, model=model, out=str(args.out), **given)
     if not args.data:
         raise CohesivError("--data is required (unless --resume continues an existing run)")
+    if args.preset:
+        model_over = {**MODEL_PRESETS.get(args.preset, {}), **model_over}
     return make_config(
         data=args.data, out=args.out, preset=args.preset, model=ModelConfig(**model_over), **given
     )
@@ -155,9 +182,13 @@ def run(args: argparse.Namespace) -> int:
     """Train, print where the run is and its last loss."""
     import sys
 
+    from cohesiv.threads import set_threads
     from cohesiv.train import train
 
     cfg = build_config(args)
+    threads, why = set_threads(args.threads)
+    if cfg.device in (None, "cpu"):
+        print(f"torch threads: {threads} ({why})", file=sys.stderr)
     result = train(cfg, resume=args.resume, progress=not args.no_progress)
     import os
 

@@ -5,6 +5,11 @@ Each loss is a pure function plus a thin ``nn.Module``; :func:`total_loss` combi
 
 Masks are ``(B, 1, H, W)`` or ``(B, H, W)`` with values in {0, 1} (bool, integer or float);
 ``valid`` marks the pixels whose pseudo-label is trusted (e.g. forward-backward consistent flow).
+
+Scores at a reduced resolution (a network with a head stride s > 1, run with ``full_resolution=False``)
+are compared with responsibilities average-pooled over the valid pixels of each s x s cell, each cell
+weighted by its share of valid pixels (:func:`pool_targets`); the embedding loss stays at the
+resolution of Z.
 """
 
 from __future__ import annotations
@@ -49,7 +54,8 @@ def responsibility_loss(
         scores: ``(B, K, H, W)`` network scores in [0, 1].
         target: ``(B, K, H, W)`` responsibility of each hand (channels 1..K of the stored
             ``(K+1, H, W)`` maps; channel 0, the background, is not a target).
-        valid: ``(B, 1, H, W)`` or ``(B, H, W)`` {0, 1} pixels to use, or None (all).
+        valid: ``(B, 1, H, W)`` or ``(B, H, W)`` {0, 1} pixels to use (bool or integer), or float
+            per-pixel weights in [0, 1] (e.g. the valid share of a pooled cell), or None (all).
         hand_valid: ``(B, K)`` bool, False for padding hands, or None (all).
         beta: Smooth-L1 transition point (0.5 in the paper).
 
@@ -58,13 +64,40 @@ def responsibility_loss(
     """
     dims = check_shape(scores, "B,K,H,W", "scores")
     check_shape(target, ",".join(str(dims[k]) for k in "BKHW"), "target")
-    w = _mask(valid, scores, "valid")[:, None].to(scores.dtype)
+    if valid is not None and valid.is_floating_point():  # weights
+        b, _, h, wd = scores.shape
+        check_shape(valid, f"{b},1,{h},{wd}" if valid.dim() == 4 else f"{b},{h},{wd}", "valid")
+        w = valid.reshape(b, 1, h, wd).to(scores.device, scores.dtype)
+    else:
+        w = _mask(valid, scores, "valid")[:, None].to(scores.dtype)
     if hand_valid is not None:
         check_shape(hand_valid, f"{dims['B']},{dims['K']}", "hand_valid")
         w = w * hand_valid.to(scores.device, scores.dtype)[:, :, None, None]
     w = w.expand_as(scores)
     per_pixel = F.smooth_l1_loss(scores, target.to(scores.dtype), reduction="none", beta=beta)
     return (per_pixel * w).sum() / w.sum().clamp_min(1.0)
+
+
+def pool_targets(
+    target: torch.Tensor, valid: torch.Tensor | None, stride: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Responsibility targets and pixel weights for scores computed at 1/``stride`` resolution.
+
+    Args:
+        target: ``(B, K, H, W)`` responsibilities (H and W multiples of ``stride``).
+        valid: ``(B, 1, H, W)`` or ``(B, H, W)`` {0, 1} valid pixels, or None (all).
+        stride: s, the pooling factor.
+
+    Returns:
+        ``(target (B, K, H/s, W/s), weight (B, 1, H/s, W/s))``: the mean responsibility over the valid
+        pixels of each s x s cell (0 where none is valid), and the share of valid pixels of the cell.
+        With every pixel valid, the target is ``avg_pool2d(target, s)`` and the weights are 1.
+    """
+    b, _, h, w = target.shape
+    v = _mask(valid, target, "valid")[:, None].to(target.dtype)
+    weight = F.avg_pool2d(v, stride)
+    pooled = F.avg_pool2d(target * v, stride) / weight.clamp_min(1.0 / stride**2)
+    return pooled, weight
 
 
 def prototype_logits(
@@ -191,6 +224,8 @@ def total_loss(
 
     Args:
         out: the network output (:class:`~cohesiv.model.NetOutput` or anything with ``z`` and ``scores``).
+            Scores of size ``(H/s, W/s)`` (a head stride s, ``full_resolution=False``) are compared
+            with the pooled responsibilities (:func:`pool_targets`).
         batch: a mapping or an object (e.g. :class:`cohesiv.train.data.Batch`) with fields
             ``responsibility`` ``(B, K, H, W)`` (channel k-1 the hand of query k) or ``(B, K+1, H, W)``
             (channel 0 background, as stored), ``person (B, 1, H, W)``, optional ``valid``
@@ -214,7 +249,9 @@ def total_loss(
     if scores is None:
         raise ValueError("total_loss needs the scores: run the network with the query points")
     b, k, h, w = scores.shape
-    check_shape(resp, f"{b},C,{h},{w}", "responsibility")
+    rh = resp.shape[-2]
+    stride = rh // h if h and rh % h == 0 else 1  # scores at 1/stride of the targets' size
+    check_shape(resp, f"{b},C,{h * stride},{w * stride}", "responsibility")
     if resp.shape[1] == k + 1:  # stored form: channel 0 is the background
         resp = resp[:, 1:]
     elif resp.shape[1] != k:
@@ -227,7 +264,11 @@ def total_loss(
         obj = object_from_responsibility(
             F.pad(resp, (0, 0, 0, 0, 1, 0)), person, hand_valid, object_threshold
         )
-    l_resp = responsibility_loss(scores, resp, valid, hand_valid, beta=beta)
+    if stride > 1:  # reduced-resolution scores: pooled targets, cells weighted by their valid share
+        resp, resp_valid = pool_targets(resp.float(), valid, stride)
+    else:
+        resp_valid = valid
+    l_resp = responsibility_loss(scores, resp, resp_valid, hand_valid, beta=beta)
     l_emb = embedding_loss(z, person, obj, valid, normalize=normalize, temperature=temperature)
     loss = w_resp * l_resp + w_emb * l_emb
     return loss, {"loss": loss.detach(), "resp": l_resp.detach(), "emb": l_emb.detach()}

@@ -34,6 +34,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
+#: Model values of the presets (``ModelConfig`` fields), applied unless given on the command line.
+MODEL_PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {"head_stride": 1},  # the query/key heads at full resolution, as in the paper
+}
+
 #: Fields that must agree between a run folder and a ``--resume`` of it.
 RESUME_KEYS = ("data", "model", "size", "batch", "seed", "lr", "weight_decay", "schedule", "object_threshold")
 
@@ -63,6 +68,8 @@ class TrainConfig:
         grad_clip: clip the global gradient norm to this (None: no clipping).
         preset: name of the preset the config was built from, for the record.
         save_every: save a checkpoint every this many steps (and at the end).
+        keep_every: also keep the weights of every this many steps as
+            ``checkpoints/step-NNNNNN.safetensors`` (0: never), to evaluate a run along its length.
         log_every: log scalars every this many steps.
         image_every: log TensorBoard images every this many steps (0: never).
         seed: seeds the initialisation, the sample order and the augmentation.
@@ -94,6 +101,7 @@ class TrainConfig:
     grad_clip: float | None = 5.0
     preset: str | None = None
     save_every: int = 100
+    keep_every: int = 0
     log_every: int = 10
     image_every: int = 100
     seed: int = 0
@@ -123,6 +131,8 @@ class TrainConfig:
             raise CohesivError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.save_every <= 0 or self.log_every <= 0:
             raise CohesivError("save_every and log_every must be positive")
+        if self.keep_every < 0:
+            raise CohesivError(f"keep_every must be 0 (never) or positive, got {self.keep_every}")
 
     def to_dict(self) -> dict[str, Any]:
         """Return the plain-dict (YAML) form."""

@@ -4,6 +4,7 @@ Run folder (``cfg.out``)::
 
     config.yaml                 {"cohesiv_version", "git_sha", "model": {...}, "train": {...}}
     checkpoints/last.safetensors, last.optim.safetensors, last.json   (see cohesiv.train.checkpoint)
+    checkpoints/step-NNNNNN.safetensors   weights kept every ``keep_every`` steps (when set)
     log.jsonl                   one line per logged step: step, epoch, loss, loss parts, lr, images/s
     train.log                   the same, for people
     tb/                         TensorBoard: loss/*, lr, throughput; images input, R, S
@@ -361,9 +362,10 @@ def _train(cfg, ctx, resume, loss_fn, progress, stop_after, build_model) -> Trai
         _log.addHandler(handler)
         _log.setLevel(logging.INFO)
         _log.info(
-            "%s run %s: %d training samples (%d held out), %d steps/epoch, %d steps, world %d, device %s",
+            "%s run %s: %d training samples (%d held out), %d steps/epoch, %d steps, world %d, device %s, "
+            "threads %d",
             "resume" if step else "start", out, len(train_ds), len(va_idx), steps_per_epoch, total, ctx.world,
-            ctx.device,
+            ctx.device, torch.get_num_threads(),
         )  # fmt: skip
     D.barrier(ctx)
 
@@ -373,6 +375,8 @@ def _train(cfg, ctx, resume, loss_fn, progress, stop_after, build_model) -> Trai
             model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None
         )
     net.train()
+    # reduced-resolution heads: the loss compares their scores with pooled targets (no upsampling)
+    fwd_kw = {"full_resolution": False} if getattr(model, "head_stride", 1) > 1 else {}
 
     sampler = StepBatchSampler(len(train_ds), cfg.batch, cfg.seed, step, total, ctx.rank, ctx.world)
     loader = DataLoader(
@@ -417,7 +421,7 @@ def _train(cfg, ctx, resume, loss_fn, progress, stop_after, build_model) -> Trai
             lr = lr_at(step, total, cfg, plateau)
             for g in optimizer.param_groups:
                 g["lr"] = lr
-            output = net(batch.images, batch.points, batch.point_valid)
+            output = net(batch.images, batch.points, batch.point_valid, **fwd_kw)
             loss, parts = loss_fn(output, batch)
             parts = {k: v for k, v in parts.items() if k != "loss"}
             if not torch.isfinite(loss):
@@ -481,6 +485,10 @@ def _train(cfg, ctx, resume, loss_fn, progress, stop_after, build_model) -> Trai
                     break
             if step % cfg.save_every == 0 or step == total:
                 save()
+            if cfg.keep_every and step % cfg.keep_every == 0 and ctx.is_main:
+                from cohesiv.model.io import save_run_model
+
+                save_run_model(out, _unwrap(net), cfg.model, name=f"step-{step:06d}")
             if stop_after is not None and step >= stop_after:
                 if step % cfg.save_every:
                     save()

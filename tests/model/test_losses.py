@@ -256,3 +256,28 @@ def test_total_loss_backward_through_network():
     loss.backward()
     assert torch.isfinite(loss) and parts["resp"] > 0 and parts["emb"] > 0
     assert net.query_head[0].weight.grad.abs().sum() > 0
+
+
+def test_pooled_targets_and_reduced_resolution_loss():
+    from cohesiv.model.losses import pool_targets
+
+    r = torch.rand(2, 3, 8, 12)
+    valid = torch.ones(2, 1, 8, 12)
+    valid[0, 0, :2, :2] = 0  # one 2x2 cell fully invalid, its neighbour half
+    valid[0, 0, :2, 2] = 0
+    t, w = pool_targets(r, valid, 2)
+    assert t.shape == (2, 3, 4, 6) and w.shape == (2, 1, 4, 6)
+    assert w[0, 0, 0, 0] == 0 and w[0, 0, 0, 1] == 0.5 and w[1].eq(1).all()
+    torch.testing.assert_close(t[0, :, 0, 1], r[0, :, :2, 3].mean(-1))
+    torch.testing.assert_close(t[1], torch.nn.functional.avg_pool2d(r[1], 2))
+    # total_loss on scores at half resolution == the responsibility loss against the pooled targets
+    z = torch.randn(2, 4, 8, 12)
+    s = torch.rand(2, 2, 4, 6)
+    batch = {"responsibility": torch.softmax(torch.randn(2, 3, 8, 12), 1), "person": torch.zeros(2, 1, 8, 12)}
+    batch["valid"] = valid
+    loss, parts = total_loss(NetOutput(z, s), batch, w_resp=1.0, w_emb=0.0)
+    t, w = pool_targets(batch["responsibility"][:, 1:], valid, 2)
+    ref = (torch.nn.functional.smooth_l1_loss(s, t, reduction="none", beta=0.5) * w).sum() / (w.sum() * 2)
+    torch.testing.assert_close(loss, ref)
+    with pytest.raises(ValueError):
+        total_loss(NetOutput(z, torch.rand(2, 2, 4, 5)), batch)

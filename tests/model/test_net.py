@@ -159,3 +159,49 @@ def test_network_scores_equal_full_map_heads(net):
         z = net.embed(x)
         ref = query_scores(net.query_head(z), net.key_head(z), pts)
         torch.testing.assert_close(net.score(z, pts), ref)
+
+
+@pytest.mark.parametrize("stride", [2, 4])
+def test_reduced_resolution_heads_same_scores_on_constant_input(stride):
+    """On a constant embedding, heads at 1/2 or 1/4 resolution give the full-resolution S.
+
+    Away from the image border (where the heads' zero padding reaches, 2 pooled pixels) the key map
+    is the same constant at every resolution, and so is S after upsampling.
+    """
+    torch.manual_seed(0)
+    full = CohesivNet("resnet18", embed_dim=8, head_dim=8).eval()
+    full.key_head.load_state_dict(full.query_head.state_dict())  # q = k inside: S = |k|^2 > 0
+    low = CohesivNet("resnet18", embed_dim=8, head_dim=8, head_stride=stride).eval()
+    low.load_state_dict(full.state_dict())
+    z = torch.randn(1, 8, 1, 1).expand(2, 8, 64, 96).contiguous() * 0.3
+    pts = torch.tensor([[[40.0, 30.0], [55.5, 20.25]], [[48.0, 32.0], [30.0, 40.0]]])
+    valid = torch.tensor([[True, True], [True, False]])
+    with torch.no_grad():
+        ref = full.score(z, pts, valid)
+        s_full = low.score(z, pts, valid)
+        s_low = low.score(z, pts, valid, full_resolution=False)
+    assert s_full.shape == ref.shape == (2, 2, 64, 96)
+    assert s_low.shape == (2, 2, 64 // stride, 96 // stride)
+    assert ref[0, :, 10:-10, 10:-10].std() < 1e-6 and 0 < ref[0, 0, 32, 48] < 1  # a non-trivial constant
+    m = 3 * stride
+    torch.testing.assert_close(s_full[..., m:-m, m:-m], ref[..., m:-m, m:-m])
+    torch.testing.assert_close(s_low[..., 3:-3, 3:-3], ref[..., ::stride, ::stride][..., 3:-3, 3:-3])
+    assert (s_full[1, 1] == 0).all()  # invalid queries stay 0
+
+
+def test_reduced_resolution_network_forward_and_config():
+    from cohesiv.errors import CohesivError
+    from cohesiv.model import ModelConfig, build_model
+
+    net = build_model(ModelConfig(encoder_name="resnet18", embed_dim=8, head_dim=8, head_stride=4)).eval()
+    x = torch.randn(1, 3, 64, 64)
+    pts = torch.tensor([[[10.0, 20.0]]])
+    with torch.no_grad():
+        out = net(x, pts)
+        low = net(x, pts, full_resolution=False)
+    assert out.scores.shape == (1, 1, 64, 64) and low.scores.shape == (1, 1, 16, 16)
+    assert out.z.shape == (1, 8, 64, 64) and 0 <= out.scores.min() and out.scores.max() <= 1
+    # runs saved before head_stride existed had full-resolution heads
+    assert ModelConfig.from_dict({"encoder_name": "resnet18"}).head_stride == 1
+    with pytest.raises(CohesivError, match="head_stride"):
+        CohesivNet("resnet18", head_stride=3)

@@ -87,3 +87,31 @@ def test_user_errors_exit_2(tmp_path, capsys):
     assert main(["train", "--data", "d", "--out", str(tmp_path / "r"), "--size", "100"]) == 2
     assert main(["calibrate", "--run", str(tmp_path / "nope"), "--val", "v"]) == 2
     assert "no config.yaml" in capsys.readouterr().err
+
+
+def test_train_threads_option_is_honoured(tmp_path):
+    import torch
+    from train_fixtures import write_dataset
+
+    ds = write_dataset(tmp_path / "ds", n=4, size=64)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        argv = ["train", "--data", str(ds), "--out", str(tmp_path / "r"), "--threads", "1", "--steps", "1"]
+        argv += ["--size", "32", "--batch", "2", "--encoder", "resnet18", "--encoder-weights", "none"]
+        argv += ["--embed-dim", "8", "--head-dim", "8", "--no-progress"]
+        assert main(argv) == 0
+        assert torch.get_num_threads() == 1
+        assert "threads 1" in (tmp_path / "r" / "train.log").read_text()
+    finally:
+        torch.set_num_threads(before)
+    assert _args(["train", "--out", "r"]).threads == "auto"  # the default
+
+
+def test_paper_preset_keeps_full_resolution_heads(tmp_path):
+    cfg = build_config(_args(["train", "--data", "d", "--out", str(tmp_path / "r"), "--preset", "paper"]))
+    assert cfg.model.head_stride == 1
+    cfg = build_config(
+        _args(["train", "--data", "d", "--out", "r", "--preset", "paper", "--head-stride", "2"])
+    )
+    assert cfg.model.head_stride == 2

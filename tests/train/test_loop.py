@@ -166,3 +166,22 @@ def test_kill_9_then_resume_matches_uninterrupted(dataset, tmp_path):
     a, b = _weights(tmp_path / "full"), _weights(tmp_path / "cut")
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+def test_resume_is_bit_exact_with_reduced_resolution_heads(dataset, tmp_path):
+    """The real network with heads at 1/2 resolution: interrupted + resumed == uninterrupted."""
+    model = ModelConfig(encoder_name="resnet18", encoder_weights=None, embed_dim=8, head_dim=8, head_stride=2)
+    kw = dict(size=64, model=model, keep_every=2)
+    full = train(_cfg(dataset, tmp_path / "full", **kw), progress=False)
+    train(_cfg(dataset, tmp_path / "cut", **kw), progress=False, stop_after=2)
+    rest = train(_cfg(dataset, tmp_path / "cut", **kw), resume=True, progress=False)
+    assert [loss for _, loss in rest.history] == [loss for _, loss in full.history[2:]]
+    a, b = _weights(tmp_path / "full"), _weights(tmp_path / "cut")
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    kept = sorted(p.name for p in (tmp_path / "full" / "checkpoints").glob("step-*.safetensors"))
+    assert kept == ["step-000002.safetensors", "step-000004.safetensors"]
+    assert all(
+        torch.equal(v, a[k])
+        for k, v in load_file(str(tmp_path / "full/checkpoints/step-000004.safetensors")).items()
+    )
