@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 HELP = "segment queried hands and the objects they hold in images (trained run)"
 DESCRIPTION = """\
@@ -11,7 +12,15 @@ query point per hand: --hand x,y[,side] (repeatable; the same points for every i
 file --hands hands.json (image i uses frame i; a clip folder or video uses its frame indices), or
 --detect-hands (MediaPipe, see 'cohesiv hands').
 
-Writes, per image (STEM = file stem, or <clip>_<frame> for clips), into DIR:
+On a clip (one video file or frame folder), streams its frames and writes into DIR:
+  labels/NNNNNN.png EgoHOS label PNG of frame N (palette: colours in a viewer, values 0..8)
+  predictions.json  COCO-style: one image per frame, one annotation per hand and per held object
+                    (RLE mask, side, hand id, score, held_object_probability, holds_object)
+  overlay.mp4       the labels over the frames with hand ids and held-object probabilities (H.264)
+Resumable: run the same command again after an interruption (even kill -9). Frames that fail to
+decode are skipped and counted (predictions.json info.frames_skipped).
+
+On image files, writes per image (STEM = file stem) into DIR:
   STEM_label.png    EgoHOS labels: 0 bg, 1 left hand, 2 right hand, 3 object of the left hand,
                     4 object of the right hand, 5 object of both hands
   STEM_scores.npz   scores (K,H,W) float32 (per-hand score S_k), person_sim and object_sim (H,W),
@@ -63,24 +72,102 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--checkpoint", default="last", help="weights file stem in RUN/checkpoints/")
     parser.add_argument("--device", default=None, help="torch device (default cpu)")
-    parser.add_argument("--no-overlay", action="store_true", help="do not write overlay images")
+    parser.add_argument("--no-overlay", action="store_true", help="do not write overlay images / overlay.mp4")
+    parser.add_argument("--chunk", type=int, default=25, help="clips: frames per resumable part (default 25)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _inputs(paths: list[str]):
-    """Yield ``(stem, frame index, image)`` for image files or a single clip."""
+    """Yield ``(stem, index, image)`` for image files."""
     from pathlib import Path
 
-    from cohesiv.io import FrameReader, read_image
-    from cohesiv.io.images import IMAGE_SUFFIXES
+    from cohesiv.io import read_image
 
-    if len(paths) == 1 and (Path(paths[0]).is_dir() or Path(paths[0]).suffix.lower() not in IMAGE_SUFFIXES):
-        reader = FrameReader(paths[0])
-        name = Path(paths[0]).stem
-        for i, frame in enumerate(reader):
-            yield f"{name}_{i:06d}", i, frame
-        return
     for i, p in enumerate(paths):
         yield Path(p).stem, i, read_image(p)
+
+
+def _run_clip(args: argparse.Namespace, predictor, tracks) -> int:
+    """Predict a whole clip (cohesiv.predict_video); print the summary."""
+    import json
+    from pathlib import Path
+
+    from cohesiv.errors import InputError
+    from cohesiv.hands.detector import FRAME_STEP_MS
+    from cohesiv.io import FrameReader, check_tracks_match_clip
+    from cohesiv.predict_video import predict_clip
+
+    if args.chunk < 1:
+        raise InputError(None, f"--chunk must be >= 1, got {args.chunk}")
+    clip = args.images[0]
+    reader = FrameReader(clip)  # clip errors before anything is written
+    w, h = reader.size
+    if tracks is not None:
+        check_tracks_match_clip(tracks, reader.size, len(reader), args.hands)
+        source = f"hands file {Path(args.hands).resolve()}"
+    elif args.hand:
+        source = "points " + " ".join(f"{x:g},{y:g},{s}" for x, y, s in args.hand)
+    else:
+        source = "MediaPipe"
+    detector = _detector(video=True) if args.detect_hands else None
+
+    def hands_for(t, image):
+        if args.hand:
+            qs = [(x, y) for x, y, _ in args.hand]
+            return (
+                qs,
+                [s for _, _, s in args.hand],
+                [s or f"hand{i}" for i, (_, _, s) in enumerate(args.hand)],
+            )
+        hands = (
+            tracks.hands_at(t)
+            if tracks is not None
+            else detector.detect(image, timestamp_ms=t * FRAME_STEP_MS)
+        )
+        hands = [hd for hd in hands if hd.query is not None]
+        for hd in hands:
+            x, y = hd.query
+            if not (-0.5 <= x <= w - 0.5 and -0.5 <= y <= h - 0.5):
+                raise InputError(
+                    args.hands, f"frame {t}: query point ({x:g}, {y:g}) is outside the {w}x{h} frame"
+                )
+        return (
+            [tuple(map(float, hd.query)) for hd in hands],
+            [hd.side for hd in hands],
+            [hd.id for hd in hands],
+        )
+
+    state = {
+        "run": str(Path(args.run).resolve()),
+        "checkpoint": args.checkpoint,
+        "network_size": predictor.size,
+        "readout": predictor.readout_mode,
+        "held_object_model": predictor.held is not None,
+        "hands": source,
+    }
+    try:
+        summary = predict_clip(
+            predictor,
+            clip,
+            args.out,
+            hands_for,
+            state=state,
+            chunk=args.chunk,
+            overlay=not args.no_overlay,
+            progress=not args.no_progress,
+        )
+    finally:
+        if detector is not None:
+            detector.close()
+    summary["mode"] = predictor.readout_mode
+    if summary["frames_skipped"] or summary["ended_early"]:
+        print(
+            f"warning: {summary['frames_skipped']} frame(s) skipped (see predictions.json info.frames_skipped); "
+            f"{summary['ended_early']} listed frame(s) missing at the end of the video",
+            file=sys.stderr,
+        )
+    print(json.dumps(summary))
+    return 0
 
 
 def _detector(video: bool):
@@ -116,7 +203,6 @@ def _queries_of(hands) -> tuple[list[tuple[float, float]], list[str | None]]:
 def run(args: argparse.Namespace) -> int:
     """Predict and write label, scores and overlay files for every image; return 0."""
     import json
-    import sys
     from pathlib import Path
 
     import numpy as np
@@ -136,11 +222,13 @@ def run(args: argparse.Namespace) -> int:
     is_clip = len(args.images) == 1 and (
         Path(args.images[0]).is_dir() or Path(args.images[0]).suffix.lower() not in IMAGE_SUFFIXES
     )
-    detector = _detector(video=is_clip) if args.detect_hands else None
+    if is_clip:
+        return _run_clip(args, predictor, tracks)
+    detector = _detector(video=False) if args.detect_hands else None
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     n = 0
-    for stem, index, image in tqdm(_inputs(args.images), desc="predict", disable=not sys.stderr.isatty()):
+    for stem, index, image in tqdm(_inputs(args.images), desc="predict", disable=args.no_progress or None):
         h, w = image.shape[:2]
         if args.hand:
             queries = [(x, y) for x, y, _ in args.hand]

@@ -2,24 +2,10 @@ import json
 
 import numpy as np
 import pytest
-import torch
-import yaml
 
 from cohesiv.cli import main
 from cohesiv.io import HandTracks, read_label, write_hands, write_image
 from cohesiv.io.hands import Hand
-from cohesiv.model import ModelConfig, build_model, save_run_model
-
-CFG = ModelConfig(encoder_name="resnet18", embed_dim=8, head_dim=8)
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    run = tmp_path_factory.mktemp("run")
-    save_run_model(run, build_model(CFG), CFG)
-    (run / "config.yaml").write_text(yaml.safe_dump({"model": CFG.to_dict(), "predict": {"size": 64}}))
-    return run
 
 
 @pytest.fixture
@@ -146,8 +132,7 @@ def test_predict_clip_folder_uses_frame_indices(run_dir, tmp_path):
         )
         == 0
     )
-    with np.load(out / "clip_000000_scores.npz") as z:
-        assert z["scores"].shape == (0, 32, 48)  # no hands in frame 0
-    with np.load(out / "clip_000001_scores.npz") as z:
-        assert z["queries"].tolist() == [[40.0, 20.0]]
-    assert not read_label(out / "clip_000000_label.png").any()
+    doc = json.loads((out / "predictions.json").read_text())
+    assert [a["image_id"] for a in doc["annotations"]] == [1]  # no hands in frame 0, one in frame 1
+    assert doc["annotations"][0]["side"] == "right" and doc["annotations"][0]["query"] == [40.0, 20.0]
+    assert read_label(out / "labels" / "000000.png").max() == 0
