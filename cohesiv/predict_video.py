@@ -108,13 +108,14 @@ def _checked(t: int, img: np.ndarray, w: int, h: int) -> DecodedFrame:
     return DecodedFrame(t, img)
 
 
-def frame_record(t: int, pred: Any, hand_ids: list[str]) -> dict:
+def frame_record(t: int, pred: Any, hand_ids: list[str], file_name: str | None = None) -> dict:
     """The JSON record of one predicted frame: its COCO image and annotations.
 
     Args:
         t: frame index.
         pred: the :class:`cohesiv.model.Prediction` of the frame.
         hand_ids: one id per queried hand.
+        file_name: the image's ``file_name`` (default ``labels/<t>.png``).
 
     Returns:
         ``{"t", "image": {...}, "annotations": [...]}``.
@@ -142,7 +143,13 @@ def frame_record(t: int, pred: Any, hand_ids: list[str]) -> dict:
         holds=[bool(v) for v in holds],
         queries=pred.queries,
     )
-    image = {"id": t, "file_name": f"labels/{t:06d}.png", "frame_index": t, "width": w, "height": h}
+    image = {
+        "id": t,
+        "file_name": file_name or f"labels/{t:06d}.png",
+        "frame_index": t,
+        "width": w,
+        "height": h,
+    }
     return {"t": t, "image": image, "annotations": anns}
 
 

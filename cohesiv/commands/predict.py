@@ -25,7 +25,9 @@ On image files, writes per image (STEM = file stem) into DIR:
                     4 object of the right hand, 5 object of both hands
   STEM_scores.npz   scores (K,H,W) float32 (per-hand score S_k), person_sim and object_sim (H,W),
                     hand_masks / object_masks (K,H,W) uint8, queries (K,2), sides
-  STEM_overlay.png  classes in colour over the image, query points drawn
+                    held_probability (K,) (NaN: no held-object model), holds (K,) bool
+  STEM_overlay.png  classes in colour over the image, query points, hand ids, held-object probability
+  predictions.json  COCO-style, as for clips (image ids = the images' order)
 Sides: as seen in the (non-mirrored) image; an unknown side is taken from the image half of the query.
 The read-out uses the run's calibration.json (cohesiv calibrate); without it, a documented fallback
 (see cohesiv.model.predictor)."""
@@ -190,14 +192,15 @@ def _detector(video: bool):
         ) from None
 
 
-def _queries_of(hands) -> tuple[list[tuple[float, float]], list[str | None]]:
-    qs, sides = [], []
+def _queries_of(hands) -> tuple[list[tuple[float, float]], list[str | None], list[str]]:
+    qs, sides, ids = [], [], []
     for h in hands:
         if h.query is None:
             continue
         qs.append((float(h.query[0]), float(h.query[1])))
         sides.append(h.side)
-    return qs, sides
+        ids.append(h.id)
+    return qs, sides, ids
 
 
 def run(args: argparse.Namespace) -> int:
@@ -211,9 +214,10 @@ def run(args: argparse.Namespace) -> int:
     from cohesiv.errors import InputError
     from cohesiv.io import read_hands, write_image, write_label
     from cohesiv.io.atomic import atomic_path
+    from cohesiv.io.coco import write_coco
     from cohesiv.io.images import IMAGE_SUFFIXES
     from cohesiv.model import Predictor
-    from cohesiv.viz import label_overlay
+    from cohesiv.predict_video import draw_overlay, frame_record
 
     if args.size is not None and args.size < 32:
         raise InputError(None, f"--size must be at least 32 (the network's stride), got {args.size}")
@@ -228,19 +232,21 @@ def run(args: argparse.Namespace) -> int:
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     n = 0
+    records = []
     for stem, index, image in tqdm(_inputs(args.images), desc="predict", disable=args.no_progress or None):
         h, w = image.shape[:2]
         if args.hand:
             queries = [(x, y) for x, y, _ in args.hand]
             sides = [s for _, _, s in args.hand]
+            ids = [s or f"hand{i}" for i, s in enumerate(sides)]
         elif tracks is not None:
             if tuple(tracks.image_size) != (w, h):
                 raise InputError(
                     args.hands, f"image_size {list(tracks.image_size)} does not match image {stem} ({w}x{h})"
                 )
-            queries, sides = _queries_of(tracks.hands_at(index))
+            queries, sides, ids = _queries_of(tracks.hands_at(index))
         else:
-            queries, sides = _queries_of(detector.detect(image))
+            queries, sides, ids = _queries_of(detector.detect(image))
         for x, y in queries:
             if not (-0.5 <= x <= w - 0.5 and -0.5 <= y <= h - 0.5):
                 raise InputError(None, f"{stem}: query point ({x:g}, {y:g}) is outside the {w}x{h} image")
@@ -258,14 +264,28 @@ def run(args: argparse.Namespace) -> int:
                     queries=pred.queries,
                     sides=np.array(pred.sides, dtype=str),
                     mode=np.array(pred.mode),
+                    held_probability=pred.held_probability,
+                    holds=pred.holds,
                 )
+        record = frame_record(index, pred, ids, file_name=f"{stem}_label.png")
+        records.append(record)
         if not args.no_overlay:
-            write_image(
-                out_dir / f"{stem}_overlay.png", label_overlay(image, pred.label, pred.queries, pred.sides)
-            )
+            write_image(out_dir / f"{stem}_overlay.png", draw_overlay(image, pred.label, record))
         n += 1
     if detector is not None:
         detector.close()
+    info = {
+        "description": "cohesiv predictions: hands and the objects they hold",
+        "run": str(Path(args.run).resolve()),
+        "readout": predictor.readout_mode,
+        "held_object_model": predictor.held is not None,
+    }
+    write_coco(
+        out_dir / "predictions.json",
+        info,
+        (r["image"] for r in records),
+        (a for r in records for a in r["annotations"]),
+    )
     summary = {"images": n, "out": str(out_dir), "mode": predictor.readout_mode}
     print(json.dumps(summary))
     return 0

@@ -46,6 +46,9 @@ def test_predict_with_hand_points(run_dir, images, tmp_path, capsys):
             assert list(z["sides"]) == ["left", "right"]
             assert z["queries"].tolist() == [[10.0, 20.0], [50.0, 10.0]]
         assert (out / f"{stem}_overlay.png").is_file()
+    doc = json.loads((out / "predictions.json").read_text())
+    assert [im["file_name"] for im in doc["images"]] == ["img0_label.png", "img1_label.png"]
+    assert [a["hand_id"] for a in doc["annotations"] if a["category_id"] < 3] == ["left", "hand1"] * 2
 
 
 def test_predict_with_hands_file(run_dir, images, tmp_path):
