@@ -16,7 +16,7 @@ else
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 endif
 
-.PHONY: demo test install lint fixup bench clean
+.PHONY: demo test install lint fixup bench clean real-model
 
 demo: $(STAMP)
 	$(VENV)/bin/cohesiv demo $(DEMO_ARGS)
@@ -25,6 +25,11 @@ test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 install: $(STAMP)
+
+# The real-image model: pseudo-labels of the real clips in ../shared/data (or $$COHESIV_DATA) plus
+# synthetic clips -> runs/real/ (trained, calibrated, scored on the real image sets). Resumable.
+real-model: $(STAMP)
+	$(PY) bench/real.py $(REAL_ARGS)
 
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)

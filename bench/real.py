@@ -1,17 +1,26 @@
-"""Train on pseudo-labels of the real clips in ``../shared/data`` and predict on their frames.
+"""The real-image model: train on pseudo-labels of real unlabeled clips plus synthetic clips, then score
+on real images with masks. ``make real-model`` runs it with its defaults.
 
-There are no masks for these clips, so this prints no mIoU: it prints what each stage produced
-(hands found, samples, training loss and time) and writes the overlays to look at. Stages, each the
-real command line, resumed in the work folder:
+Every stage is the real command line, resumed in the work folder (a second run skips finished work):
 
-  1. ``cohesiv hands``: MediaPipe hand tracks of every clip;
-  2. ``cohesiv pseudolabel --hands ... --forearm --background homography --viz``: one dataset per clip;
-  3. ``cohesiv train`` on all the datasets together;
-  4. ``cohesiv calibrate`` (prototypes only: no labels) and ``cohesiv predict --hands`` on every
-     frame of each clip (the model sees one image and the query points, no motion).
+  1. real clips (every video under the data folder, plus the demo's cup clip): ``cohesiv hands``
+     (MediaPipe), then ``cohesiv pseudolabel --forearm --background homography``, one dataset per clip;
+  2. synthetic clips (``cohesiv synth``): a train split (pseudo-labelled like the real clips), a labeled
+     val split for calibration and a labeled test split;
+  3. ``cohesiv train`` on all the datasets together. They are mixed by sample count (every pseudo-label
+     sample is drawn equally often, whichever dataset it is in), so ``--synth-clips`` sets the share of
+     synthetic samples;
+  4. ``cohesiv calibrate`` on the synthetic val split (the only labels there are at training time);
+  5. ``cohesiv eval --images`` on the real image sets with masks (``real-hand-masks-hof``: binary hand
+     masks; ``hands23-demo-silver``: EgoHOS labels made from a detector, silver), hands from MediaPipe,
+     with the hull of the same hand points as the floor; ``cohesiv eval`` on the synthetic test split
+     with the Thresholded Responsibility of the same pseudo-labels beside it.
 
-  .venv/bin/python bench/real.py --work /tmp/cohesiv-real --steps 600
-  .venv/bin/python bench/real.py --data /path/to/data --train-args "--embed-dim 32 --head-dim 32"
+Prints one table and writes it to ``RUN/summary.json``. Examples:
+
+  .venv/bin/python bench/real.py                                   # runs/real, as make real-model
+  .venv/bin/python bench/real.py --out runs/real-scratch --train-args "--encoder-weights none"
+  .venv/bin/python bench/real.py --out runs/synth-only --no-real   # the synthetic-only ablation
 
 The data folder is ``--data``, else ``$COHESIV_DATA``, else ``../shared/data`` beside the repository.
 """
@@ -23,39 +32,30 @@ import json
 import os
 import shlex
 import sys
+import time
 from pathlib import Path
 
-from experiment import sh  # the same runner: one cohesiv subprocess, output to the log, exit on failure
+from experiment import sh  # one cohesiv subprocess, output to the log, exit on failure
 
 from cohesiv.io.frames import VIDEO_SUFFIXES
 
+REPO = Path(__file__).resolve().parents[1]
+#: Real image sets with masks, scored by eval --images (folder name in the data folder).
+IMAGE_SETS = ("real-hand-masks-hof", "hands23-demo-silver")
+#: Videos used besides the data folder's, when present: the demo's clip and Debian opencv-doc's box.mp4.
+EXTRA_CLIPS = (REPO / "cohesiv" / "data" / "cup.mp4", Path("/usr/share/doc/opencv-doc/examples/data/box.mp4"))
+
 
 def find_clips(data: Path) -> list[Path]:
-    """Every video under ``data`` (the folders of flow pairs have none)."""
-    return sorted(p for p in data.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
+    """Every video under ``data`` (the folders of flow pairs and images have none), plus the extras."""
+    found = sorted(p for p in data.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
+    return found + [p for p in EXTRA_CLIPS if p.is_file()]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    default_data = Path(
-        os.environ.get("COHESIV_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
-    )
-    ap.add_argument("--data", type=Path, default=default_data, help="folder with the real clips")
-    ap.add_argument("--work", type=Path, default=Path("/tmp/cohesiv-real"))
-    ap.add_argument("--steps", type=int, default=600)
-    ap.add_argument("--train-size", type=int, default=192)
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--train-args", default="", help="extra 'cohesiv train' options")
-    a = ap.parse_args()
-    clips = find_clips(a.data)
-    if not clips:
-        sys.exit(f"{a.data}: no video files (set --data or COHESIV_DATA)")
-    w = a.work
-    w.mkdir(parents=True, exist_ok=True)
-    log = w / "commands.log"
-    times: dict[str, float] = {}
-    datasets = []
-    print(f"{'clip':44s} {'frames w/ hand':>14s} {'samples':>8s}")
+def real_datasets(clips: list[Path], w: Path, log: Path, times: dict[str, float], pseudo_args: list[str]) -> list[Path]:
+    """Hands and pseudo-labels of every real clip (skips finished ones); prints what each produced."""
+    out = []
+    print(f"{'real clip':44s} {'frames':>7s} {'w/ hand':>8s} {'samples':>8s}")
     for clip in clips:
         name = clip.stem[:40]
         hands = w / f"{name}.hands.json"
@@ -64,64 +64,156 @@ def main() -> None:
         ds = w / f"pseudo-{name}"
         if not (w / f"{ds.name}.done").exists():  # pseudolabel resumes by itself; this skips the re-check
             times[f"pseudolabel {name}"] = sh(
-                [
-                    "pseudolabel",
-                    str(clip),
-                    "--hands",
-                    str(hands),
-                    "--out",
-                    str(ds),
-                    "--forearm",
-                    "--background",
-                    "homography",
-                    "--viz",
-                    "--quiet",
-                ],
-                log,
+                ["pseudolabel", str(clip), "--hands", str(hands), "--out", str(ds), "--quiet", *pseudo_args], log
             )
             (w / f"{ds.name}.done").write_text("")
         frames = json.loads(hands.read_text())["frames"]
-        n_samples = sum(1 for _ in open(ds / "manifest.jsonl"))
-        print(f"{name:44s} {sum(1 for v in frames.values() if v):14d} {n_samples:8d}")
-        datasets.append((clip, hands, ds))
+        n = sum(1 for _ in open(ds / "manifest.jsonl"))
+        print(f"{name:44s} {len(frames):7d} {sum(1 for v in frames.values() if v):8d} {n:8d}")
+        if n:
+            out.append(ds)
+    return out
 
-    run = w / "run"
-    if not (run / "calibration.json").exists():
-        times["train"] = sh(
-            [
-                "train",
-                "--data",
-                *(str(d) for _, _, d in datasets),
-                "--out",
-                str(run),
-                "--steps",
-                str(a.steps),
-                "--size",
-                str(a.train_size),
-                "--batch",
-                str(a.batch),
-                "--no-progress",
-                *(["--resume"] if (run / "config.yaml").exists() else []),
-                *shlex.split(a.train_args),
-            ],
+
+def synthetic(w: Path, log: Path, a: argparse.Namespace, times: dict[str, float], pseudo_args: list[str]) -> Path:
+    """Synthetic train / val / test clips and the train split's pseudo-labels (skips finished work)."""
+    for split, n, seed in (("train", a.synth_clips, 1), ("val", a.val_clips, 2), ("test", a.test_clips, 3)):
+        if n and not (w / f"synth-{split}.done").exists():
+            times[f"synth {split}"] = sh(
+                ["synth", str(w / f"synth-{split}"), "--clips", str(n), "--frames", "16", "--size", "256x192"]
+                + ["--seed", str(seed), "--camera", "mixed"],
+                log,
+            )
+            (w / f"synth-{split}.done").write_text("")
+    ds = w / "pseudo-synth"
+    if a.synth_clips and not (w / "pseudo-synth.done").exists():
+        times["pseudolabel synth"] = sh(
+            ["pseudolabel", *sorted(str(c) for c in (w / "synth-train").glob("clip_*")), "--out", str(ds)]
+            + ["--quiet", *pseudo_args],
             log,
         )
-        times["calibrate"] = sh(["calibrate", "--run", str(run), "--no-progress"], log)
-    losses = [json.loads(line) for line in open(run / "log.jsonl") if '"loss"' in line]
-    if losses:
-        first, last = losses[0], losses[-1]
-        print(
-            f"train: loss {first['loss']:.3f} (step {first.get('step')}) -> {last['loss']:.3f} (step {last.get('step')})"
-        )
-    for clip, hands, _ in datasets:
-        out = w / f"pred-{clip.stem[:40]}"
-        if not (w / f"{out.name}.done").exists():
-            times[f"predict {clip.stem[:40]}"] = sh(
-                ["predict", "--run", str(run), str(clip), "--hands", str(hands), "--out", str(out)], log
+        (w / "pseudo-synth.done").write_text("")
+    return ds
+
+
+def evaluate(run: Path, w: Path, data: Path, log: Path, times: dict[str, float], a: argparse.Namespace) -> dict:
+    """Real image sets (model and hull floor) and the synthetic test split (model and its pseudo-labels)."""
+    results: dict[str, dict] = {}
+    for name in IMAGE_SETS:
+        if not (data / name).is_dir():
+            print(f"{data / name}: absent, not scored", file=sys.stderr)
+            continue
+        out = run / f"eval-{name}.json"
+        if not out.exists():
+            times[f"eval {name}"] = sh(
+                ["eval", "--run", str(run), "--images", str(data / name), "--out", str(out)]
+                + ["--viz", str(run / f"viz-{name}"), "--quiet"],
+                log,
             )
-            (w / f"{out.name}.done").write_text("")
-        print(f"{clip.name}: overlays in {out}")
-    print("seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in times.items()))
+        results[name] = json.loads(out.read_text())
+    if a.test_clips:
+        out = run / "eval-synth-test.json"
+        if not out.exists():
+            times["eval synth test"] = sh(
+                ["eval", "--run", str(run), "--data", str(w / "synth-test"), "--out", str(out), "--quiet"], log
+            )
+        results["synth-test"] = json.loads(out.read_text())
+        tr = w / "baseline-responsibility.json"
+        if not tr.exists():
+            sh(
+                ["eval", "--baseline", "responsibility", "--data", str(w / "synth-test")]
+                + ["--val", str(w / "synth-val"), "--background", "homography", "--out", str(tr), "--quiet"],
+                log,
+            )
+        results["synth-test TR"] = json.loads(tr.read_text())
+    return results
+
+
+def print_summary(results: dict, title: str) -> None:
+    """One table: real sets (model vs hull) and the synthetic test split (model vs its pseudo-labels)."""
+    print(f"\n{title}")
+    fmt = lambda v: f"{v:6.1f}" if isinstance(v, (int, float)) else f"{'-':>6s}"  # noqa: E731
+    print(f"{'data':26s} {'method':22s} {'All':>6s} {'Pair':>6s} {'Hand':>6s} {'Obj':>6s}  hands found/missed/false")
+    for name, r in results.items():
+        if "methods" in r:  # an image set
+            d = r["detection"]
+            det = f"{d['found']}/{d['missed']}/{d['false']} of {d['gt_hands']}"
+            for method, m in r["methods"].items():
+                label = {"model": "model", "hull": "hull of the points"}.get(method, method)
+                if r["kind"] == "binary":
+                    cells = [m["All-hands"]["mIoU"], None, None, None]
+                else:
+                    cells = [m.get(t, {}).get("mIoU") for t in ("All", "Pair", "Hand", "Obj")]
+                print(f"{name:26s} {label:22s} {' '.join(fmt(c) for c in cells)}  {det}")
+        else:
+            cells = [r.get(t, {}).get("mIoU") for t in ("All", "Pair", "Hand", "Obj")]
+            label = "its pseudo-labels (TR)" if name.endswith("TR") else "model"
+            print(f"{name.removesuffix(' TR'):26s} {label:22s} {' '.join(fmt(c) for c in cells)}")
+    print("real-hand-masks-hof: binary masks, All = union of the hand masks (All-hands IoU); hands23: silver labels")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    default_data = Path(os.environ.get("COHESIV_DATA", REPO.parent / "shared" / "data"))
+    ap.add_argument("--data", type=Path, default=default_data, help="folder with the real clips and image sets")
+    ap.add_argument("--out", type=Path, default=REPO / "runs" / "real", help="the run folder")
+    ap.add_argument("--work", type=Path, help="folder for clips and pseudo-labels (default: OUT-data)")
+    ap.add_argument("--no-real", action="store_true", help="train on the synthetic clips only (ablation)")
+    ap.add_argument("--synth-clips", type=int, default=24, help="synthetic training clips (16 frames each)")
+    ap.add_argument("--val-clips", type=int, default=6, help="labeled synthetic clips for calibration")
+    ap.add_argument("--test-clips", type=int, default=10, help="labeled synthetic test clips (0: none)")
+    ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--train-size", type=int, default=192)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--train-args", default="", help="extra 'cohesiv train' options")
+    ap.add_argument("--pseudo-args", default="--forearm --background homography", help="'cohesiv pseudolabel' options")
+    ap.add_argument("--calibrate-args", default="--size 192,256", help="extra 'cohesiv calibrate' options")
+    a = ap.parse_args()
+    t_start = time.perf_counter()
+    run = a.out
+    w = a.work or run.with_name(run.name + "-data")
+    w.mkdir(parents=True, exist_ok=True)
+    log = w / "commands.log"
+    times: dict[str, float] = {}
+    pseudo_args = shlex.split(a.pseudo_args)
+
+    datasets = []
+    if not a.no_real:
+        clips = find_clips(a.data)
+        if not clips:
+            sys.exit(f"{a.data}: no video files (set --data or COHESIV_DATA)")
+        datasets += real_datasets(clips, w, log, times, pseudo_args)
+    if a.synth_clips or a.val_clips:
+        synth_ds = synthetic(w, log, a, times, pseudo_args)
+        if a.synth_clips:
+            datasets.append(synth_ds)
+    n_samples = {d.name: sum(1 for _ in open(d / "manifest.jsonl")) for d in datasets}
+    print(f"training samples: {sum(n_samples.values())} ({', '.join(f'{k} {v}' for k, v in n_samples.items())})")
+
+    if not (run / "calibration.json").exists():
+        times["train"] = sh(
+            ["train", "--data", *map(str, datasets), "--out", str(run), "--steps", str(a.steps)]
+            + ["--size", str(a.train_size), "--batch", str(a.batch), "--image-every", "0", "--no-progress"]
+            + (["--resume"] if (run / "config.yaml").exists() else [])
+            + shlex.split(a.train_args),
+            log,
+        )
+        val = ["--val", str(w / "synth-val")] if a.val_clips else []
+        times["calibrate"] = sh(
+            ["calibrate", "--run", str(run), *val, "--no-progress", *shlex.split(a.calibrate_args)], log
+        )
+    results = evaluate(run, w, a.data, log, times, a)
+    cfg = (run / "config.yaml").read_text()
+    title = (
+        f"{run}: {a.steps} steps at {a.train_size}, batch {a.batch}, "
+        + ("synthetic only" if a.no_real else f"{len(datasets) - bool(a.synth_clips)} real clips")
+        + f" + {a.synth_clips} synthetic clips; {a.train_args or 'default model'}"
+    )
+    print_summary(results, title)
+    wall = time.perf_counter() - t_start
+    print("seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in times.items()) + f"; this invocation {wall:.0f}")
+    summary = {"title": title, "results": results, "seconds": times, "samples": n_samples, "config": cfg}
+    (run / "summary.json").write_text(json.dumps(summary, indent=1, default=float))
 
 
 if __name__ == "__main__":

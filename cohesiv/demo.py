@@ -9,6 +9,8 @@ Stages (each one is the library call behind a ``cohesiv`` subcommand):
 5. ``calibrate``: prototypes and thresholds on the validation clips;
 6. ``eval``: the model and the Thresholded Responsibility baseline on the held-out test clips;
 7. ``predict``: masks on frames of the real video;
+8. ``eval --images``: the model on real photos with hand masks, when the project's data folder is there
+   (``$COHESIV_DATA`` or ``shared/data`` beside the checkout), beside the hull of the same hand points;
 
 then ``report.html`` with the pictures, the metrics table and the timings.
 Every step resumes: a second ``cohesiv demo`` with the same ``--out`` reuses finished work.
@@ -58,6 +60,8 @@ class DemoConfig:
             clips is kept); None: the training size and the clips' longer side.
         forearm: add the forearm band to the pseudo-labels' person mask (21-keypoint hands).
         video_every: pseudo-label every this many frames of the real video.
+        real_images: real image sets with masks to score the model on (None: those found by
+            :func:`cohesiv.eval.images.find_image_sets`; empty: none).
         seed: seeds everything.
     """
 
@@ -76,6 +80,7 @@ class DemoConfig:
     forearm: bool = True
     calibrate_sizes: tuple[int, ...] | None = None
     video_every: int = 2
+    real_images: tuple[Path, ...] | None = None
     seed: int = 0
 
 
@@ -87,6 +92,7 @@ class DemoResult:
     metrics: dict = field(default_factory=dict)
     times: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
+    real: list = field(default_factory=list)
 
 
 @contextmanager
@@ -244,7 +250,16 @@ def run_demo(cfg: DemoConfig, *, say: Callable[[str], None] = print, progress: b
             out, run, datasets, test_clips, video if video_hands is not None else None, video_hands, cfg
         )
 
+    # 8. real photos with hand masks (when the data folder is there)
+    real_tables, fig_real, real_notes = [], [], []
+    with _stage(times, "real images", say):
+        real_tables, fig_real, real_notes = _real_images(run, cfg, figs, say, progress)
+
     # report
+    enc, weights = tcfg.model.encoder_name, tcfg.model.encoder_weights
+    init = {"imagenet": "ImageNet weights bundled with an installed package", None: "random init"}.get(
+        weights, f"weights {weights}"
+    )
     sections = [
         Section(
             "What ran",
@@ -254,8 +269,8 @@ def run_demo(cfg: DemoConfig, *, say: Callable[[str], None] = print, progress: b
                 "query/key heads is trained on them and then segments a single image given a hand point.",
                 f"Synthetic clips: {len(train_clips)} train / {len(val_clips)} validation / {len(test_clips)} "
                 f"test, {cfg.frames} frames at {cfg.size[0]}x{cfg.size[1]}. Real video: "
-                f"{video if video is not None else 'none'}. Training: {cfg.steps} steps, resnet18 (random "
-                f"init; embedding F={cfg.embed_dim}, heads A={cfg.head_dim}), {cfg.train_size}x{cfg.train_size} "
+                f"{video if video is not None else 'none'}. Training: {cfg.steps} steps, encoder {enc} ({init}; "
+                f"embedding F={cfg.embed_dim}, heads A={cfg.head_dim}), {cfg.train_size}x{cfg.train_size} "
                 f"crops, batch {cfg.batch}, on the CPU. Person masks of the pseudo-labels: dilated hull of "
                 f"the hand keypoints{' plus a forearm band' if cfg.forearm else ''}.",
                 *notes,
@@ -278,13 +293,67 @@ def run_demo(cfg: DemoConfig, *, say: Callable[[str], None] = print, progress: b
         Section("Predictions on held-out synthetic frames (single image + query point)", figures=fig_pred),
         Section("Real video: pseudo-labels and predictions", figures=fig_video),
         Section(
+            "Real photos with hand masks (the model vs the hull of the same hand points)",
+            [
+                "Hands from MediaPipe on each photo; every method gets the same hands. The floor is each "
+                "hand's dilated convex hull of its points (no object). real-hand-masks-hof has human-made "
+                "binary hand masks (All-hands IoU: union of the hand masks); hands23-demo-silver has EgoHOS "
+                "labels made from the Hands23 detector's predictions (silver, not truth). Pictures: ground "
+                "truth, the model, the hull.",
+                *real_notes,
+            ],
+            tables=real_tables,
+            figures=fig_real,
+        ),
+        Section(
             "Timings",
             tables=[("seconds per stage", ["stage", "seconds"], [[k, v] for k, v in times.items()])],
         ),
     ]
     report = write_report(out / "report.html", "cohesiv demo", sections)
     (out / "timings.json").write_text(json.dumps(times, indent=2))
-    return DemoResult(report=report, metrics=metrics, times=times, notes=notes + short_run)
+    real_lines = []
+    for title, cols, rows in real_tables:
+        real_lines.append(f"Real images, {title}:")
+        real_lines += [
+            f"  {r[0]:45s} " + "  ".join(f"{c} {v:5.1f}" for c, v in zip(cols[1:], r[1:])) for r in rows
+        ]
+    return DemoResult(
+        report=report, metrics=metrics, times=times, notes=notes + short_run + real_notes, real=real_lines
+    )
+
+
+def _real_images(run: Path, cfg: DemoConfig, figs: Path, say: Callable[[str], None], progress: bool):
+    """Score the run on the real image sets; return (tables, figures, notes) for the report."""
+    from cohesiv.eval.images import find_image_sets, run_image_eval
+
+    if cfg.real_images == ():
+        return [], [], ["Not scored on real images (--no-real-images, or --quick)."]
+    sets = list(cfg.real_images) if cfg.real_images is not None else find_image_sets()
+    if not sets:
+        return [], [], ["No real image set found (set COHESIV_DATA to the data folder); not scored."]
+    tables, fig, notes = [], [], []
+    for path in sets:
+        viz = figs / f"real_{path.name}"
+        try:
+            res = run_image_eval(path, run=run, viz=viz, progress=progress)
+        except (CohesivError, ImportError) as e:
+            notes.append(f"{path}: not scored ({e}).")
+            continue
+        d = res["detection"]
+        tasks = ["All-hands"] if res["kind"] == "binary" else ["All", "Pair", "Hand", "Obj"]
+        rows = [[name, *(m.get(t, {}).get("mIoU") for t in tasks)] for name, m in res["methods"].items()]
+        tables.append(
+            (
+                f"{path.name}: {res['n_images']} images, {d['gt_hands']} hands, {d['found']} found, "
+                f"{d['missed']} missed, {d['false']} false detections (mIoU %)",
+                ["method", *tasks],
+                rows,
+            )
+        )
+        say(f"[demo] {path.name}: " + ", ".join(f"{r[0]} {r[1]:.1f}" for r in rows) + f" ({tasks[0]} mIoU)")
+        fig += [(p, f"{path.name} {p.stem}") for p in sorted(viz.glob("*.png"))[:3]]
+    return tables, fig, notes
 
 
 def _metrics_table(metrics: dict) -> tuple[str, list[str], list[list]]:

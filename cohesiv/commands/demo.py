@@ -28,6 +28,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clips", type=int, default=12, help="synthetic training clips")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--quick", action="store_true", help="a tiny run (for smoke tests): few clips, few steps")
+    p.add_argument(
+        "--real-images",
+        nargs="+",
+        metavar="DIR",
+        help="real image sets with masks to score the model on (images/ + masks/ or labels/; default: "
+        "those of $COHESIV_DATA or shared/data beside the checkout; none with --quick)",
+    )
+    p.add_argument("--no-real-images", action="store_true", help="do not score on real image sets")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,12 +71,20 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         kw = dict(train_clips=args.clips, steps=args.steps)
+    if args.no_real_images:
+        kw["real_images"] = ()
+    elif args.real_images:
+        kw["real_images"] = tuple(Path(p) for p in args.real_images)
+    elif args.quick:
+        kw["real_images"] = ()
     cfg = DemoConfig(out=Path(args.out), video=video, seed=args.seed, **kw)
     res = run_demo(cfg, say=lambda m: print(m, file=sys.stderr, flush=True), progress=sys.stderr.isatty())
     print("\nSummary (mIoU %, held-out synthetic clips):")
     for name, m in res.metrics.items():
         cells = "  ".join(f"{t} {m[t]['mIoU']:5.1f}" for t in ("All", "Pair", "Hand", "Obj") if t in m)
         print(f"  {name:45s} {cells}")
+    for line in res.real:
+        print(line)
     print(f"Total time {sum(res.times.values()):.0f} s. Report: {res.report.resolve()}")
     for n in res.notes:
         print(f"note: {n}")
