@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from cohesiv.errors import CohesivError, InputError
-from cohesiv.io import FrameReader, atomic_write_text, write_label
+from cohesiv.io import FrameReader, HandTracks, atomic_write_text, write_label
 from cohesiv.io.atomic import atomic_path
 from cohesiv.io.coco import hand_annotations, write_coco
 from cohesiv.io.images import read_image
@@ -106,6 +106,37 @@ def _checked(t: int, img: np.ndarray, w: int, h: int) -> DecodedFrame:
     if img.shape[:2] != (h, w):
         return DecodedFrame(t, None, f"frame {t} is {img.shape[1]}x{img.shape[0]}, the clip is {w}x{h}")
     return DecodedFrame(t, img)
+
+
+def detect_and_track(reader: FrameReader, detector: Any, progress: bool = True) -> HandTracks:
+    """MediaPipe over every decodable frame of a clip, then stable ids and sides (:func:`cohesiv.hands.track_hands`).
+
+    Args:
+        reader: the clip.
+        detector: a video-mode :class:`cohesiv.hands.HandDetector` (not closed here).
+        progress: progress bar on stderr.
+
+    Returns:
+        Hand tracks of the clip (frames that fail to decode have no entry).
+    """
+    from tqdm import tqdm
+
+    from cohesiv.hands.detector import FRAME_STEP_MS
+    from cohesiv.hands.tracking import track_hands
+
+    found = {}
+    bar = tqdm(
+        iter_frames_tolerant(reader),
+        total=len(reader),
+        desc="hands",
+        unit="frame",
+        disable=None if progress else True,
+        file=sys.stderr,
+    )
+    for fr in bar:
+        if fr.image is not None:
+            found[fr.t] = detector.detect_raw(fr.image, timestamp_ms=fr.t * FRAME_STEP_MS)
+    return HandTracks(image_size=reader.size, frames=track_hands(found))
 
 
 def frame_record(t: int, pred: Any, hand_ids: list[str], file_name: str | None = None) -> dict:

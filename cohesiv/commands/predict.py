@@ -17,6 +17,8 @@ On a clip (one video file or frame folder), streams its frames and writes into D
   predictions.json  COCO-style: one image per frame, one annotation per hand and per held object
                     (RLE mask, side, hand id, score, held_object_probability, holds_object)
   overlay.mp4       the labels over the frames with hand ids and held-object probabilities (H.264)
+  hands.json        with --detect-hands: the hands MediaPipe found, ids tracked across the clip
+                    (as 'cohesiv hands' writes them; a resumed run reuses it)
 Resumable: run the same command again after an interruption (even kill -9). Frames that fail to
 decode are skipped and counted (predictions.json info.frames_skipped).
 
@@ -95,7 +97,6 @@ def _run_clip(args: argparse.Namespace, predictor, tracks) -> int:
     from pathlib import Path
 
     from cohesiv.errors import InputError
-    from cohesiv.hands.detector import FRAME_STEP_MS
     from cohesiv.io import FrameReader, check_tracks_match_clip
     from cohesiv.predict_video import predict_clip
 
@@ -109,9 +110,22 @@ def _run_clip(args: argparse.Namespace, predictor, tracks) -> int:
         source = f"hands file {Path(args.hands).resolve()}"
     elif args.hand:
         source = "points " + " ".join(f"{x:g},{y:g},{s}" for x, y, s in args.hand)
-    else:
-        source = "MediaPipe"
-    detector = _detector(video=True) if args.detect_hands else None
+    else:  # MediaPipe over the whole clip first, then ids tracked as 'cohesiv hands' does (DIR/hands.json)
+        from cohesiv.io import read_hands, write_hands
+        from cohesiv.predict_video import detect_and_track
+
+        hands_path = Path(args.out) / "hands.json"
+        if _resuming(Path(args.out), clip) and hands_path.is_file():  # the detection pass is done
+            tracks = read_hands(hands_path)
+            check_tracks_match_clip(tracks, reader.size, len(reader), hands_path)
+        else:
+            detector = _detector(video=True)
+            try:
+                tracks = detect_and_track(reader, detector, progress=not args.no_progress)
+            finally:
+                detector.close()
+            write_hands(hands_path, tracks)
+        source = "MediaPipe, tracked (hands.json)"
 
     def hands_for(t, image):
         if args.hand:
@@ -121,12 +135,7 @@ def _run_clip(args: argparse.Namespace, predictor, tracks) -> int:
                 [s for _, _, s in args.hand],
                 [s or f"hand{i}" for i, (_, _, s) in enumerate(args.hand)],
             )
-        hands = (
-            tracks.hands_at(t)
-            if tracks is not None
-            else detector.detect(image, timestamp_ms=t * FRAME_STEP_MS)
-        )
-        hands = [hd for hd in hands if hd.query is not None]
+        hands = [hd for hd in tracks.hands_at(t) if hd.query is not None]
         for hd in hands:
             x, y = hd.query
             if not (-0.5 <= x <= w - 0.5 and -0.5 <= y <= h - 0.5):
@@ -147,20 +156,16 @@ def _run_clip(args: argparse.Namespace, predictor, tracks) -> int:
         "held_object_model": predictor.held is not None,
         "hands": source,
     }
-    try:
-        summary = predict_clip(
-            predictor,
-            clip,
-            args.out,
-            hands_for,
-            state=state,
-            chunk=args.chunk,
-            overlay=not args.no_overlay,
-            progress=not args.no_progress,
-        )
-    finally:
-        if detector is not None:
-            detector.close()
+    summary = predict_clip(
+        predictor,
+        clip,
+        args.out,
+        hands_for,
+        state=state,
+        chunk=args.chunk,
+        overlay=not args.no_overlay,
+        progress=not args.no_progress,
+    )
     summary["mode"] = predictor.readout_mode
     if summary["frames_skipped"] or summary["ended_early"]:
         print(
@@ -170,6 +175,20 @@ def _run_clip(args: argparse.Namespace, predictor, tracks) -> int:
         )
     print(json.dumps(summary))
     return 0
+
+
+def _resuming(out, clip: str) -> bool:
+    """True when ``out`` holds an unfinished prediction of ``clip`` (cohesiv.predict_video's parts)."""
+    import json
+    from pathlib import Path
+
+    from cohesiv.predict_video import PARTS, STATE
+
+    try:
+        state = json.loads((out / PARTS / STATE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return state.get("clip") == str(Path(clip).resolve())
 
 
 def _detector(video: bool):

@@ -233,3 +233,24 @@ def test_hands_file_of_another_video_is_refused_before_writing(run_dir, clip, tm
     assert predict(run_dir, clip, tmp_path / "o", "--hands", str(tmp_path / "long.json")) == 2
     assert f"hands file has frame {N + 5} but the clip has {N} frames" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_detect_hands_on_a_real_clip(run_dir, shared_data, tmp_path, capsys):
+    """MediaPipe over fpha_raw_1 (41 frames): tracked hands.json, one overlay frame per input frame."""
+    from cohesiv.hands.model_setup import hand_model_path, is_valid_bundle
+    from cohesiv.io import read_hands
+
+    pytest.importorskip("mediapipe")
+    if not is_valid_bundle(hand_model_path()):
+        pytest.skip("hand model not built; run python -m cohesiv.hands.model_setup")
+    clip = shared_data / "fpha-egocentric-clips" / "fpha_raw_1.mp4"
+    out = tmp_path / "out"
+    assert predict(run_dir, clip, out, "--detect-hands") == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["frames_predicted"] == 41 and decoded_frames(out / "overlay.mp4") == 41
+    tracks = read_hands(out / "hands.json")
+    doc = json.loads((out / "predictions.json").read_text())
+    n_hands = sum(len(tracks.hands_at(t)) for t in range(41))
+    assert n_hands > 0 and sum(a["category_id"] < 3 for a in doc["annotations"]) == n_hands
+    ids = {a["hand_id"] for a in doc["annotations"]}
+    assert ids <= {h.id for t in range(41) for h in tracks.hands_at(t)}
