@@ -243,6 +243,9 @@ class AugmentConfig:
         flip: probability of a horizontal flip (mirrors x, swaps left/right sides).
         brightness, contrast, saturation: colour jitter strength (factor drawn in ``[1-s, 1+s]``).
         hue: hue jitter in ``[-hue, hue]`` (fraction of the colour circle, at most 0.5).
+        blur: probability of a Gaussian blur (real video is often out of focus or motion-blurred;
+            synthetic clips are sharp).
+        blur_sigma: range of the blur's standard deviation, pixels of the output crop.
     """
 
     scale: tuple[float, float] = (0.35, 1.0)
@@ -252,6 +255,8 @@ class AugmentConfig:
     contrast: float = 0.3
     saturation: float = 0.3
     hue: float = 0.05
+    blur: float = 0.25
+    blur_sigma: tuple[float, float] = (0.3, 1.5)
 
 
 def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
@@ -377,7 +382,7 @@ def color_jitter(image: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig
 
 
 def augment(s: Sample, rng: np.random.Generator, size: int, cfg: AugmentConfig) -> Sample:
-    """Random resized crop to ``size x size``, horizontal flip, colour jitter (image only).
+    """Random resized crop to ``size x size``, horizontal flip, colour jitter and blur (image only).
 
     Args:
         s: a sample as stored.
@@ -393,6 +398,9 @@ def augment(s: Sample, rng: np.random.Generator, size: int, cfg: AugmentConfig) 
     flip = bool(rng.random() < cfg.flip)
     out = crop_resize(s, box, size, flip=flip)
     out.image = color_jitter(out.image, rng, cfg)
+    if cfg.blur > 0 and rng.random() < cfg.blur:
+        sigma = float(rng.uniform(*cfg.blur_sigma))
+        out.image = cv2.GaussianBlur(out.image, (0, 0), sigmaX=sigma, sigmaY=sigma)
     return out
 
 

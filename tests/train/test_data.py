@@ -170,3 +170,22 @@ def test_check_files_finds_a_truncated_or_missing_sample_before_training(tmp_pat
     last.unlink()
     with pytest.raises(InputError, match=f"{last.name}: pseudo-label sample is missing"):
         ds.check_files()
+
+
+def test_blur_smooths_the_image_only():
+    import dataclasses
+
+    from cohesiv.train.data import AugmentConfig, augment, sample_rng
+
+    s = _sample_with_point(20, 15)
+    s.image = np.random.default_rng(0).integers(0, 255, s.image.shape, dtype=np.uint8)
+    sharp_cfg = dataclasses.replace(AugmentConfig(), blur=0.0)
+    blur_cfg = dataclasses.replace(AugmentConfig(), blur=1.0, blur_sigma=(2.0, 2.0))
+    sharp = augment(s, sample_rng(0, 0, 0), 32, sharp_cfg)
+    blurred = augment(s, sample_rng(0, 0, 0), 32, blur_cfg)
+    np.testing.assert_array_equal(sharp.responsibility, blurred.responsibility)  # same crop and labels
+
+    def roughness(img):
+        return float(np.abs(np.diff(img.astype(np.float32), axis=1)).mean())
+
+    assert roughness(blurred.image) < 0.5 * roughness(sharp.image)
