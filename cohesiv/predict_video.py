@@ -108,6 +108,18 @@ def _checked(t: int, img: np.ndarray, w: int, h: int) -> DecodedFrame:
     return DecodedFrame(t, img)
 
 
+def _frames_with_bar(reader: FrameReader, desc: str, progress: bool) -> Iterator[DecodedFrame]:
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=len(reader), desc=desc, unit="frame", disable=None if progress else True, file=sys.stderr
+    )
+    with bar:
+        for fr in iter_frames_tolerant(reader):
+            bar.update(1)
+            yield fr
+
+
 def detect_and_track(reader: FrameReader, detector: Any, progress: bool = True) -> HandTracks:
     """MediaPipe over every decodable frame of a clip, then stable ids and sides (:func:`cohesiv.hands.track_hands`).
 
@@ -119,21 +131,11 @@ def detect_and_track(reader: FrameReader, detector: Any, progress: bool = True) 
     Returns:
         Hand tracks of the clip (frames that fail to decode have no entry).
     """
-    from tqdm import tqdm
-
     from cohesiv.hands.detector import FRAME_STEP_MS
     from cohesiv.hands.tracking import track_hands
 
     found = {}
-    bar = tqdm(
-        iter_frames_tolerant(reader),
-        total=len(reader),
-        desc="hands",
-        unit="frame",
-        disable=None if progress else True,
-        file=sys.stderr,
-    )
-    for fr in bar:
+    for fr in _frames_with_bar(reader, "hands", progress):
         if fr.image is not None:
             found[fr.t] = detector.detect_raw(fr.image, timestamp_ms=fr.t * FRAME_STEP_MS)
     return HandTracks(image_size=reader.size, frames=track_hands(found))
@@ -221,8 +223,6 @@ def predict_clip(
     Raises:
         CohesivError: ``out`` holds a job with another state; an unreadable clip.
     """
-    from tqdm import tqdm
-
     reader = FrameReader(clip)
     n_expected = listed_frames(reader)
     out = Path(out)
@@ -245,30 +245,25 @@ def predict_clip(
     start = time.perf_counter()
     n_pred = 0
     records: list[dict] = []
-    bar = tqdm(
-        total=n_expected, desc="predict", unit="frame", disable=None if progress else True, file=sys.stderr
-    )
     n_read = 0
-    with bar:
-        for fr in iter_frames_tolerant(reader):
-            n_read = fr.t + 1
-            first = fr.t - fr.t % chunk
-            bar.update(1)
-            if first in done:
-                continue
-            if fr.image is None:
-                records.append({"t": fr.t, "skipped": fr.error})
-            else:
-                queries, sides, ids = hands_for(fr.t, fr.image)
-                pred = predictor.predict(fr.image, queries, sides)
-                write_label(out / "labels" / f"{fr.t:06d}.png", pred.label, compress_level=1)
-                records.append(frame_record(fr.t, pred, ids))
-                n_pred += 1
-            if fr.t % chunk == chunk - 1:
-                _write_part(parts, first, records)
-                records = []
-        if records:
-            _write_part(parts, records[0]["t"] - records[0]["t"] % chunk, records)
+    for fr in _frames_with_bar(reader, "predict", progress):
+        n_read = fr.t + 1
+        first = fr.t - fr.t % chunk
+        if first in done:
+            continue
+        if fr.image is None:
+            records.append({"t": fr.t, "skipped": fr.error})
+        else:
+            queries, sides, ids = hands_for(fr.t, fr.image)
+            pred = predictor.predict(fr.image, queries, sides)
+            write_label(out / "labels" / f"{fr.t:06d}.png", pred.label, compress_level=1)
+            records.append(frame_record(fr.t, pred, ids))
+            n_pred += 1
+        if fr.t % chunk == chunk - 1:
+            _write_part(parts, first, records)
+            records = []
+    if records:
+        _write_part(parts, records[0]["t"] - records[0]["t"] % chunk, records)
     predict_s = time.perf_counter() - start
     skipped = []
     n_done = 0
@@ -372,8 +367,6 @@ def draw_overlay(image: np.ndarray, label: np.ndarray, record: dict) -> np.ndarr
 
 def _write_overlay(reader: FrameReader, out: Path, parts: Path, progress: bool) -> int:
     """Encode ``out/overlay.mp4`` (H.264) from the clip and the parts, streamed; return its frame count."""
-    from tqdm import tqdm
-
     from cohesiv.io import read_label
     from cohesiv.io.frames import _av
 
@@ -389,15 +382,7 @@ def _write_overlay(reader: FrameReader, out: Path, parts: Path, progress: bool) 
             stream = container.add_stream("libx264", rate=_frame_rate(reader))
             stream.width, stream.height, stream.pix_fmt = ew, eh, "yuv420p"
             stream.options = {"crf": "23", "preset": "veryfast"}
-            frames = tqdm(
-                iter_frames_tolerant(reader),
-                total=len(reader),
-                desc="overlay",
-                unit="frame",
-                disable=None if progress else True,
-                file=sys.stderr,
-            )
-            for fr in frames:
+            for fr in _frames_with_bar(reader, "overlay", progress):
                 while nxt is not None and nxt["t"] < fr.t:
                     nxt = next(records, None)
                 if fr.image is None or nxt is None or nxt["t"] != fr.t or "image" not in nxt:
