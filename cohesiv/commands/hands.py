@@ -28,6 +28,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--mirrored", action="store_true", help="the video is mirrored (selfie preview): swap sides"
     )
+    p.add_argument(
+        "--no-crops",
+        action="store_true",
+        help="no second pass on 2x2 image crops where fewer than --max-hands hands were found (small hands)",
+    )
+    p.add_argument(
+        "--min-track-frames",
+        type=int,
+        default=2,
+        help="drop hands seen in fewer processed frames (1: keep all)",
+    )
+    p.add_argument(
+        "--keep-still",
+        action="store_true",
+        help="keep 'hands' that never move or change shape (rigid objects)",
+    )
     p.add_argument("--viz", metavar="DIR", help="write each processed frame with its hands drawn to DIR")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -49,7 +65,15 @@ def run(args: argparse.Namespace) -> int:
     FrameReader(args.clip)  # clip errors before the model loads
     with HandDetector(args.model, args.max_hands, args.min_confidence, mirrored=args.mirrored) as det:
         start = time.perf_counter()
-        tracks = detect_hands(args.clip, every=args.every, progress=not args.no_progress, detector=det)
+        tracks = detect_hands(
+            args.clip,
+            every=args.every,
+            progress=not args.no_progress,
+            detector=det,
+            crops=not args.no_crops,
+            min_track_frames=args.min_track_frames,
+            reject_still=not args.keep_still,
+        )
         model_ms = 1000 * det.seconds / max(det.calls, 1)
     total_ms = 1000 * (time.perf_counter() - start) / max(len(tracks.frames), 1)
     write_hands(args.out, tracks)

@@ -76,6 +76,58 @@ def landmarks_to_detection(
     return Detection(points=pts.astype(np.float32), box=box, side=side, score=float(score))
 
 
+def crop_boxes(size: tuple[int, int], grid: int = 2, overlap: float = 0.3) -> list[tuple[int, int, int, int]]:
+    """``grid x grid`` overlapping crops ``(x0, y0, x1, y1)`` (end exclusive) covering a ``(W, H)`` image."""
+    w, h = size
+    if grid < 1 or not 0 <= overlap < 1:
+        raise ValueError(f"need grid >= 1 and 0 <= overlap < 1, got {grid} and {overlap}")
+    out = []
+    for n, side in ((grid, w), (grid, h)):
+        step = side / (n - (n - 1) * overlap)  # crop side so that n crops with this overlap span it
+        starts = [round(i * step * (1 - overlap)) for i in range(n)]
+        out.append([(s0, min(side, round(s0 + step))) for s0 in starts])
+    return [(x0, y0, x1, y1) for y0, y1 in out[1] for x0, x1 in out[0]]
+
+
+def _box_iou(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _same_hand(a: Detection, b: Detection, iou: float, near: float) -> bool:
+    if _box_iou(a.box, b.box) > iou:
+        return True
+    ca = np.array([(a.box[0] + a.box[2]) / 2, (a.box[1] + a.box[3]) / 2])
+    cb = np.array([(b.box[0] + b.box[2]) / 2, (b.box[1] + b.box[3]) / 2])
+    size = max(a.box[2] - a.box[0], a.box[3] - a.box[1], b.box[2] - b.box[0], b.box[3] - b.box[1])
+    return float(np.linalg.norm(ca - cb)) < near * size
+
+
+def merge_detections(
+    dets: list[Detection], iou: float = 0.3, keep: list[Detection] | None = None, near: float = 0.5
+) -> list[Detection]:
+    """Non-maximum suppression of hand detections by box IoU and centre distance.
+
+    Args:
+        dets: candidate detections (e.g. from several crops).
+        iou: a candidate overlapping a kept detection by more than this is dropped.
+        keep: detections that are kept first, unconditionally (e.g. the first pass's).
+        near: a candidate whose box centre is closer to a kept one's than this fraction of the
+            larger box side is dropped too (the same hand seen whole in one crop, cut in another).
+
+    Returns:
+        ``keep`` followed by the kept candidates, most points and highest score first.
+    """
+    out = list(keep or [])
+    for d in sorted(dets, key=lambda d: (-len(d.points), -d.score)):
+        if not any(_same_hand(d, k, iou, near) for k in out):
+            out.append(d)
+    return out
+
+
 @contextlib.contextmanager
 def _captured_stderr() -> Iterator[list[str]]:
     """Send what C++ code writes to file descriptor 2 into a list (MediaPipe's start-up log)."""
@@ -245,6 +297,34 @@ class HandDetector:
                 out.append(det)
         return out
 
+    def detect_crops(self, image: np.ndarray, grid: int = 2, overlap: float = 0.3) -> list[Detection]:
+        """Second pass for small hands: detect in overlapping crops (IMAGE mode only), in image pixels.
+
+        MediaPipe's palm detector sees the whole image at 192x192, so a hand a few percent of a
+        large frame wide (an egocentric hand at the bottom edge) is often missed; on a crop of
+        ``1 / grid`` of each side it is ``grid`` times larger. Detections of different crops
+        that are the same hand are merged (:func:`merge_detections`).
+
+        Args:
+            image: ``(H, W, 3)`` uint8 RGB.
+            grid: crops per side.
+            overlap: overlap of neighbouring crops, fraction of a crop's side.
+
+        Returns:
+            Detections with points in the full image's pixels (origin at the centre of the
+            top-left pixel); landmarks outside their crop are dropped as at the image border.
+        """
+        if self.video:
+            raise ValueError("detect_crops needs an IMAGE-mode detector (video=False)")
+        h, w = image.shape[:2]
+        out = []
+        for x0, y0, x1, y1 in crop_boxes((w, h), grid, overlap):
+            for d in self.detect_raw(np.ascontiguousarray(image[y0:y1, x0:x1])):
+                pts = d.points + np.float32([x0, y0])
+                box = (d.box[0] + x0, d.box[1] + y0, d.box[2] + x0, d.box[3] + y0)
+                out.append(Detection(points=pts, box=box, side=d.side, score=d.score))
+        return merge_detections(out)
+
     def detect(self, image: np.ndarray, timestamp_ms: int | None = None) -> list[Hand]:
         """Detect hands in one image.
 
@@ -272,6 +352,9 @@ def detect_hands(
     min_confidence: float = 0.5,
     mirrored: bool = False,
     detector: HandDetector | None = None,
+    crops: bool = True,
+    min_track_frames: int = 2,
+    reject_still: bool = True,
 ) -> HandTracks:
     """Run the hand landmarker over a clip and track the hands.
 
@@ -285,6 +368,12 @@ def detect_hands(
         mirrored: the clip is mirrored (selfie preview): swap MediaPipe's sides.
         detector: a video-mode detector to use (e.g. to read its timing); it is not closed.
             ``model_path``, ``max_hands``, ``min_confidence`` and ``mirrored`` are then ignored.
+        crops: where fewer than ``max_hands`` hands were found, a second pass on 2x2 overlapping
+            crops (:meth:`HandDetector.detect_crops`, a second detector in IMAGE mode) for small
+            hands; its hands that overlap none of the first pass's are added.
+        min_track_frames: drop hand tracks seen in fewer processed frames (1: keep all).
+        reject_still: drop tracks that never move like a hand
+            (:func:`cohesiv.hands.tracking.rejected_tracks`).
 
     Returns:
         Hand tracks: every processed frame is a key (an empty list when no hand was found);
@@ -302,6 +391,16 @@ def detect_hands(
     reader = FrameReader(clip_path)
     own = detector is None
     det = detector or HandDetector(model_path, max_hands, min_confidence, video=True, mirrored=mirrored)
+    second = None
+    if crops:
+        second = HandDetector(
+            det.model_path,
+            max_hands,
+            min_confidence,
+            min_presence=min_confidence,
+            video=False,
+            mirrored=det.mirrored,
+        )
     frames: dict[int, list[Detection]] = {}
     try:
         bar = tqdm(
@@ -310,9 +409,15 @@ def detect_hands(
         with bar:
             for t, image in enumerate(reader):
                 if t % every == 0:
-                    frames[t] = det.detect_raw(image, timestamp_ms=t * FRAME_STEP_MS)
+                    found = det.detect_raw(image, timestamp_ms=t * FRAME_STEP_MS)
+                    if second is not None and len(found) < max_hands:
+                        found = merge_detections(second.detect_crops(image), keep=found)[:max_hands]
+                    frames[t] = found
                 bar.update(1)
     finally:
         if own:
             det.close()
-    return HandTracks(image_size=reader.size, frames=track_hands(frames))
+        if second is not None:
+            second.close()
+    tracked = track_hands(frames, min_frames=min_track_frames, reject_still=reject_still)
+    return HandTracks(image_size=reader.size, frames=tracked)

@@ -4,10 +4,19 @@ Pure functions (no I/O). Linking: frame by frame, detections are matched to the 
 the last ``max_gap`` processed frames by an optimal assignment (Hungarian) on a cost made of
 the box-centre distance (in units of the box size) plus a penalty when the sides differ;
 pairs farther apart than ``max_jump`` are never matched. Naming: each track gets the side
-most of its detections report (weighted by their confidence); then, longest track first, a
+most of its detections report (weighted by their confidence); then, confident tracks first and
+longest first among them, a
 track is called ``"left"`` / ``"right"`` unless a track already called so overlaps it in time
-(tracks of one side that follow each other share the name); the others are ``"hand0"``,
-``"hand1"``, ... in order of first appearance.
+(tracks of one side that follow each other share the name). A track in such a conflict whose side
+MediaPipe was unsure of (mean confidence below ``unsure``, and below the named track's) takes the
+other side when that one is free over its frames (seen on FPHA clips: the left hand holding a
+carton reported as "right" at 0.5-0.6 beside the true right hand at 0.9+); the others are
+``"hand0"``, ``"hand1"``, ... in order of first appearance.
+
+Rejection (:func:`rejected_tracks`, optional): a "hand" seen in fewer than ``min_frames`` processed
+frames, or one that never moves like a hand over at least ``still_frames`` frames (its box centre
+stays within ``still_motion`` of its size and its keypoints never change shape beyond
+``still_shape`` of its size after a similarity fit: a rigid, motionless thing), is dropped.
 """
 
 from __future__ import annotations
@@ -95,12 +104,74 @@ def link_detections(
     return out
 
 
+def _shape_change(a: np.ndarray, b: np.ndarray) -> float:
+    """RMS keypoint distance after the best similarity from ``a`` to ``b`` (same points), pixels."""
+    pa, pb = a - a.mean(0), b - b.mean(0)
+    u, sv, vt = np.linalg.svd(pa.T @ pb)
+    d = np.sign(np.linalg.det(u @ vt))  # a rotation, not a reflection
+    sv[-1] *= d
+    u[:, -1] *= d
+    scale = sv.sum() / max(float((pa**2).sum()), 1e-9)
+    return float(np.sqrt((((pa @ (u @ vt)) * scale - pb) ** 2).sum(1).mean()))
+
+
+def rejected_tracks(
+    frames: dict[int, list[Detection]],
+    links: dict[int, list[int]],
+    *,
+    min_frames: int = 2,
+    still_frames: int = 5,
+    still_motion: float = 0.1,
+    still_shape: float = 0.02,
+) -> set[int]:
+    """Tracks that are not hands: too short, or never moving like a hand.
+
+    Args:
+        frames: frame index -> detections.
+        links: :func:`link_detections` of ``frames``.
+        min_frames: tracks seen in fewer processed frames are rejected (1: keep all).
+        still_frames: the stillness test needs a track of at least this many frames.
+        still_motion: largest box-centre displacement from the track's first box, in units of
+            the box size, below which the track never moved.
+        still_shape: largest change of the keypoints' shape between consecutive frames (RMS
+            after a similarity fit, in units of the box size) below which it never articulated.
+
+    Returns:
+        Track numbers to drop.
+    """
+    dets: dict[int, list[Detection]] = {}
+    for t in sorted(links):
+        for k, d in zip(links[t], frames[t]):
+            dets.setdefault(k, []).append(d)
+    out = set()
+    for k, ds in dets.items():
+        if len(ds) < min_frames:
+            out.add(k)
+            continue
+        if len(ds) < still_frames:
+            continue
+        c0, _ = _centre_size(ds[0].box)
+        size = float(np.median([_centre_size(d.box)[1] for d in ds]))
+        moved = max(float(np.linalg.norm(_centre_size(d.box)[0] - c0)) for d in ds) / size
+        shapes = [
+            _shape_change(a.points, b.points) / size
+            for a, b in zip(ds, ds[1:])
+            if len(a.points) == len(b.points) and len(a.points) >= 3
+        ]
+        if moved < still_motion and shapes and max(shapes) < still_shape:
+            out.add(k)
+    return out
+
+
 def track_hands(
     frames: dict[int, list[Detection]],
     *,
     max_jump: float = 1.5,
     max_gap: int = 5,
     side_penalty: float = 0.5,
+    min_frames: int = 1,
+    reject_still: bool = False,
+    unsure: float = 0.75,
 ) -> dict[int, list[Hand]]:
     """Give every detection an id that is stable across frames, and a smoothed side.
 
@@ -110,6 +181,10 @@ def track_hands(
         max_jump: see :func:`link_detections`.
         max_gap: see :func:`link_detections`.
         side_penalty: see :func:`link_detections`.
+        min_frames: drop tracks seen in fewer processed frames (1: keep all; see :func:`rejected_tracks`).
+        reject_still: drop tracks that never move like a hand (see :func:`rejected_tracks`).
+        unsure: mean side confidence below which a track that conflicts with a named track of
+            the same side takes the other side (when free).
 
     Returns:
         frame index -> :class:`cohesiv.io.Hand` list, sorted by id. ``side`` is the track's
@@ -117,6 +192,12 @@ def track_hands(
         it; ``id`` is that side when unambiguous, else ``"hand<k>"``.
     """
     links = link_detections(frames, max_jump=max_jump, max_gap=max_gap, side_penalty=side_penalty)
+    if min_frames > 1 or reject_still:
+        drop = rejected_tracks(
+            frames, links, min_frames=min_frames, still_frames=5 if reject_still else 10**9
+        )
+        frames = {t: [d for k, d in zip(links[t], frames[t]) if k not in drop] for t in frames}
+        links = {t: [k for k in links[t] if k not in drop] for t in links}
     votes: dict[int, dict[str, float]] = {}
     span: dict[int, set[int]] = {}
     for t, ids in links.items():
@@ -128,13 +209,23 @@ def track_hands(
     side = {}
     for k, v in votes.items():
         side[k] = None if v["left"] == v["right"] else max(v, key=v.get)
+    confidence = {k: max(v.values()) / len(span[k]) for k, v in votes.items()}  # mean score of its side
     names: dict[int, str] = {}
     unnamed = []
-    # longest tracks first: a track takes its side as id unless a track already named so
-    # overlaps it in time (e.g. a one-frame duplicate must not rename a whole clip's hand)
-    for k in sorted(votes, key=lambda k: (-len(span[k]), k)):
+    _other = {"left": "right", "right": "left"}
+
+    def taken(name: str, k: int) -> list[int]:
+        return [o for o in names if names[o] == name and span[o] & span[k]]
+
+    # confident tracks first, then the longest: a track takes its side as id unless a track already
+    # named so overlaps it in time (e.g. a one-frame duplicate must not rename a whole clip's hand)
+    for k in sorted(votes, key=lambda k: (confidence[k] < unsure, -len(span[k]), k)):
         s = side[k]
-        if s is None or any(names.get(o) == s and span[o] & span[k] for o in names):
+        if s is not None and taken(s, k):
+            rivals = taken(s, k)
+            if all(confidence[k] < min(unsure, confidence[o]) for o in rivals) and not taken(_other[s], k):
+                side[k] = s = _other[s]  # MediaPipe was unsure; the other hand is free
+        if s is None or taken(s, k):
             unnamed.append(k)
         else:
             names[k] = s

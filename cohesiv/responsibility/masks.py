@@ -19,44 +19,87 @@ from cohesiv._checks import check_shape
 HULL_DILATION = 0.2
 
 
-#: MediaPipe hand keypoints used by the forearm heuristic: wrist, index / middle / pinky MCP.
-WRIST, INDEX_MCP, MIDDLE_MCP, PINKY_MCP = 0, 5, 9, 17
+#: MediaPipe hand keypoints used by the forearm heuristic: wrist, the four finger MCPs, the five fingertips.
+WRIST, INDEX_MCP, MIDDLE_MCP, RING_MCP, PINKY_MCP = 0, 5, 9, 13, 17
+FINGERTIPS = (4, 8, 12, 16, 20)
+#: Forearm band length in hand lengths (a forearm is ~1.4 hand lengths; a little of the upper arm too).
+FOREARM_REACH = 2.0
 
 
-def forearm_polygon(points: np.ndarray, size: tuple[int, int], widen: float = 1.3) -> np.ndarray | None:
-    """A band from the wrist away from the fingers to beyond the image border (the forearm).
+def forearm_direction(points: np.ndarray) -> np.ndarray | None:
+    """Unit vector ``(2,)`` from the wrist towards the elbow: away from the palm and the fingers.
 
-    Only for 21 keypoints in MediaPipe order (0 wrist, 5 index MCP, 9 middle MCP, 17 pinky MCP);
-    the band starts as wide as the palm (index-to-pinky MCP distance) at the wrist and widens by
-    ``widen`` at the image border.
+    The mean of the wrist -> MCP directions (the palm's axis, stable when the fingers curl) and
+    the wrist -> fingertip directions (stable when the palm is foreshortened), negated; when the
+    two disagree (fingers folded back past the wrist), the palm's axis alone.
+
+    Args:
+        points: ``(21, 2)`` MediaPipe keypoints ``(x, y)``.
+
+    Returns:
+        The direction, or None when the keypoints are degenerate.
+    """
+    pts = np.asarray(points, np.float64).reshape(-1, 2)
+    wrist = pts[WRIST]
+
+    def unit(v: np.ndarray) -> np.ndarray | None:
+        n = float(np.hypot(*v))
+        return v / n if n > 1e-3 else None
+
+    palm = unit(wrist - pts[[INDEX_MCP, MIDDLE_MCP, RING_MCP, PINKY_MCP]].mean(0))
+    tips = unit(wrist - pts[list(FINGERTIPS)].mean(0))
+    if palm is None:
+        return tips
+    if tips is None or float(palm @ tips) < 0:
+        return palm
+    return unit(palm + tips)
+
+
+def forearm_polygon(
+    points: np.ndarray, size: tuple[int, int], widen: float = 1.3, reach: float = FOREARM_REACH
+) -> np.ndarray | None:
+    """A band from the wrist towards the elbow (away from the fingers), clipped to the image.
+
+    Only for 21 keypoints in MediaPipe order (0 wrist, 5/9/13/17 MCPs, 4/8/12/16/20 fingertips).
+    The band starts as wide as the palm (index-to-pinky MCP distance) at the wrist, is ``reach``
+    hand lengths long (hand length: the wrist's distance to its farthest keypoint), widens by
+    ``widen`` at its far end (see :func:`forearm_direction` for the direction), and is clipped
+    to the image rectangle.
 
     Args:
         points: ``(21, 2)`` ``(x, y)`` keypoints.
         size: ``(W, H)`` of the image.
         widen: width at the far end relative to the palm width.
+        reach: length in hand lengths.
 
     Returns:
-        ``(4, 2)`` int32 polygon, or None when the points are not 21 keypoints or degenerate.
+        ``(M, 2)`` int32 convex polygon inside the image, or None when the points are not 21
+        keypoints, are degenerate, or the band lies outside the image.
     """
     pts = np.asarray(points, np.float64).reshape(-1, 2)
     if len(pts) != 21 or not np.isfinite(pts).all():
         return None
     wrist = pts[WRIST]
-    axis = wrist - pts[MIDDLE_MCP]
-    length = float(np.hypot(*axis))
+    u = forearm_direction(pts)
     palm = float(np.hypot(*(pts[INDEX_MCP] - pts[PINKY_MCP])))
-    if length < 1e-3 or palm < 1e-3:
+    length = reach * float(np.hypot(*(pts - wrist).T).max())
+    if u is None or palm < 1e-3 or length < 1e-3:
         return None
-    u = axis / length
     n = np.array([-u[1], u[0]])
-    far = wrist + u * float(np.hypot(*size))
-    poly = [
-        wrist + n * palm / 2,
-        far + n * widen * palm / 2,
-        far - n * widen * palm / 2,
-        wrist - n * palm / 2,
-    ]
-    return np.round(np.array(poly)).astype(np.int32)
+    far = wrist + u * length
+    band = np.array(
+        [wrist + n * palm / 2, far + n * widen * palm / 2, far - n * widen * palm / 2, wrist - n * palm / 2],
+        np.float32,
+    )
+    w, h = size
+    rect = np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], np.float32)  # pixel centres
+    e1, e2 = band[1] - band[0], band[2] - band[1]
+    if float(e1[0] * e2[1] - e1[1] * e2[0]) < 0:
+        band = band[::-1].copy()  # both convex, same orientation as rect (clockwise in image coordinates)
+    area, clipped = cv2.intersectConvexConvex(band, rect)
+    if area <= 0 or clipped is None:
+        return None
+    return np.round(clipped.reshape(-1, 2)).astype(np.int32)
 
 
 def hull_mask(

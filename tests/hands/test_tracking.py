@@ -61,3 +61,66 @@ def test_unknown_side_and_schema_round_trip():
     back = parse_hands(tracks.to_json())
     assert sorted(back.frames) == [0, 1]
     np.testing.assert_allclose(back.frames[1][0].points, out[1][0].points, atol=1e-3)
+
+
+def _hand21(cx, cy, size=40.0, spread=1.0):
+    """21 keypoints of a fake hand: a wrist and five fingers of four points (``spread`` opens them)."""
+    pts = [(0.0, 0.5)]
+    for f in range(5):
+        ang = np.deg2rad(-60 + 30 * f) * spread
+        for j in range(1, 5):
+            pts.append((0.12 * j * np.sin(ang), 0.5 - 0.12 * j * np.cos(ang)))
+    p = np.array(pts, np.float32) * size + (cx, cy)
+    x1, y1 = p.min(0)
+    x2, y2 = p.max(0)
+    return p, (float(x1), float(y1), float(x2), float(y2))
+
+
+def test_a_false_hand_that_never_moves_like_a_hand_is_rejected():
+    frames = {}
+    for t in range(8):
+        moving, box = _hand21(60 + 6 * t, 80 + 3 * np.sin(t), spread=1.0 + 0.1 * np.sin(t))  # a real hand
+        still, sbox = _hand21(220, 60)  # a lid: the same rigid "hand" at the same place in every frame
+        frames[t] = [
+            Detection(moving, box, "left", 0.95),
+            Detection(still + 0.05 * (t % 2), sbox, "right", 0.9),
+        ]
+    kept = track_hands(frames, reject_still=True)
+    assert all([h.id for h in kept[t]] == ["left"] for t in frames)
+    assert all(len(track_hands(frames)[t]) == 2 for t in frames)  # without rejection both stay
+    # a hand that holds still but articulates (fingers close) is kept
+    for t in frames:
+        p, b = _hand21(220, 60, spread=1.0 - 0.08 * t)
+        frames[t][1] = Detection(p, b, "right", 0.9)
+    assert all(len(track_hands(frames, reject_still=True)[t]) == 2 for t in frames)
+
+
+def test_one_frame_hand_is_rejected_with_min_frames():
+    frames = {t: [_det(40 + 3 * t, 40, "left")] for t in range(5)}
+    frames[2] = frames[2] + [_det(200, 100, "right")]
+    assert [len(track_hands(frames, min_frames=2)[t]) for t in range(5)] == [1] * 5
+    assert len(track_hands(frames)[2]) == 2
+
+
+def test_unsure_side_in_conflict_takes_the_free_side():
+    # FPHA-like: the left hand reported as "right" at 0.55 beside the true right hand at 0.95
+    frames = {
+        t: [_det(40 + t, 150, "right", 0.55)] + ([_det(200 - t, 60, "right", 0.95)] if t >= 3 else [])
+        for t in range(10)
+    }
+    out = track_hands(frames)
+    assert [(h.id, h.side) for h in out[5]] == [("left", "left"), ("right", "right")]
+    assert out[0][0].id == "left"
+
+
+def test_crop_boxes_cover_the_image_and_merge_drops_the_same_hand():
+    from cohesiv.hands.detector import crop_boxes, merge_detections
+
+    boxes = crop_boxes((640, 480), grid=2, overlap=0.3)
+    assert len(boxes) == 4 and boxes[0][:2] == (0, 0) and boxes[-1][2:] == (640, 480)
+    cover = np.zeros((480, 640), bool)
+    for x0, y0, x1, y1 in boxes:
+        cover[y0:y1, x0:x1] = True
+    assert cover.all()
+    a, b, far = _det(100, 100, "left"), _det(106, 104, "left", 0.8), _det(300, 100, "right")
+    assert merge_detections([b, far], keep=[a]) == [a, far]  # b is a, seen again

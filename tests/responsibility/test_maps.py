@@ -282,6 +282,41 @@ def test_forearm_band_extends_from_the_wrist_away_from_the_fingers():
     assert forearm_polygon(kp[:20], (W, H)) is None  # only for 21 MediaPipe keypoints
 
 
+def _mediapipe_hand(wrist, angle_deg, size=30.0, curl=0.0):
+    """21 keypoints: wrist, then 5 fingers (MCP first, tip last) pointing at ``angle_deg`` (0 = right, 90 = down)."""
+    a = np.deg2rad(angle_deg)
+    fwd, side = np.array([np.cos(a), np.sin(a)]), np.array([-np.sin(a), np.cos(a)])
+    pts = [np.asarray(wrist, float)]
+    for f in range(5):
+        base = pts[0] + fwd * 0.45 * size + side * (f - 2) * 0.15 * size
+        for j in range(1, 5):  # curl folds the finger back towards the palm
+            pts.append(base + fwd * 0.13 * size * (j - 1) * (1 - curl) - fwd * 0.1 * size * curl * (j - 1))
+    return np.array(pts)
+
+
+@pytest.mark.parametrize("angle", [-90, -30, 0, 45, 90, 150, 180, 250])
+@pytest.mark.parametrize("curl", [0.0, 0.8])
+def test_forearm_band_points_away_from_the_fingers_and_stays_in_the_image(angle, curl):
+    from cohesiv.responsibility.masks import forearm_direction, forearm_polygon
+
+    size = (120, 90)
+    kp = _mediapipe_hand((60, 45), angle, curl=curl)
+    u = forearm_direction(kp)
+    fingers = kp[1:].mean(0) - kp[0]
+    assert float(u @ fingers) < 0  # away from the fingers
+    a = np.deg2rad(angle)
+    assert float(u @ -np.array([np.cos(a), np.sin(a)])) > 0.95  # along the hand's axis, wrist -> elbow
+    poly = forearm_polygon(kp, size)
+    assert poly is not None
+    assert (poly >= 0).all() and (poly[:, 0] <= size[0] - 1).all() and (poly[:, 1] <= size[1] - 1).all()
+    centre = poly.mean(0) - kp[0]
+    assert float(centre @ fingers) < 0
+    # a hand near the edge whose forearm leaves the image: clipped, not dropped
+    edge = _mediapipe_hand((10, 45), 0)  # fingers point right, forearm goes left out of the image
+    p = forearm_polygon(edge, size)
+    assert p is not None and p[:, 0].min() == 0
+
+
 def _hull_mask_whole_image(hand_points, size, dilation, min_radius, forearm):
     """hull_mask as first written, filling and dilating the whole image (finite points only)."""
     import cv2
