@@ -18,7 +18,18 @@ from cohesiv import __version__
 from cohesiv.errors import CohesivError
 
 #: Subcommands in the order of the pipeline.
-COMMANDS = ("demo", "synth", "flow", "hands", "pseudolabel", "train", "calibrate", "predict", "eval")
+COMMANDS = (
+    "demo",
+    "synth",
+    "flow",
+    "hands",
+    "pseudolabel",
+    "composite",
+    "train",
+    "calibrate",
+    "predict",
+    "eval",
+)
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):

@@ -1,0 +1,123 @@
+"""Composited samples: a pasted cut-out lands where the affine map puts it, with exact labels."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cohesiv.cli import main
+from cohesiv.errors import CohesivError
+from cohesiv.synth.composite import CompositeConfig, composite, cutout, write_composites
+from cohesiv.train.data import PseudoLabelDataset
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
+from train_fixtures import write_dataset  # noqa: E402
+
+H, W = 24, 32
+
+
+def _square(x0, y0, x1, y1, h=H, w=W):
+    m = np.zeros((h, w), bool)
+    m[y0:y1, x0:x1] = True
+    return m
+
+
+def test_paste_with_a_translation_is_exact():
+    region = _square(2, 2, 8, 6)
+    person = _square(2, 2, 5, 6)
+    fg = np.zeros((H, W, 3), np.uint8)
+    fg[region] = 200
+    bg = np.full((H, W, 3), 50, np.uint8)
+    bg_r = np.zeros((2, H, W), np.float32)
+    bg_r[1] = _square(10, 10, 30, 20)  # a background hand, partly under the paste
+    bg_r[0] = 1 - bg_r[1]
+    bg_person = _square(10, 10, 14, 20).astype(np.uint8)
+    affine = np.array([[1.0, 0, 12], [0, 1.0, 10]])  # move by (12, 10)
+    pts = np.array([[3, 3], [4, 3], [4, 5], [3, 5]], np.float64)
+    out = composite(
+        fg,
+        region,
+        person,
+        pts,
+        np.array([4.0, 4.0]),
+        bg,
+        bg_r,
+        bg_person,
+        np.ones((H, W), np.uint8),
+        affine,
+        feather=0,
+    )
+    moved = _square(14, 12, 20, 16)
+    r = out["responsibility"]
+    assert r.shape == (3, H, W)
+    np.testing.assert_array_equal(r[2], moved.astype(np.float32))
+    np.testing.assert_allclose(r.sum(0), 1.0, atol=1e-6)
+    assert (r[1][moved] == 0).all() and (r[1][_square(20, 16, 30, 20)] == 1).all()  # occluded only under it
+    np.testing.assert_array_equal(
+        out["person"].astype(bool), (bg_person.astype(bool) & ~moved) | _square(14, 12, 17, 16)
+    )
+    assert (out["image"][moved] == 200).all() and (out["image"][~moved] == 50).all()
+    np.testing.assert_allclose(out["query"], [16, 14])
+    np.testing.assert_allclose(out["points"], pts + [12, 10])
+
+
+def test_query_outside_the_paste_is_refused():
+    region = _square(2, 2, 8, 6)
+    z = np.zeros((1, H, W), np.float32)
+    args = (np.zeros((H, W, 3), np.uint8), region, region, np.zeros((1, 2)), np.array([20.0, 20.0]))
+    bg = (np.zeros((H, W, 3), np.uint8), np.concatenate([1 - z, z])[:1], np.zeros((H, W)), np.ones((H, W)))
+    assert composite(*args, *bg, np.array([[1.0, 0, 0], [0, 1.0, 0]])) is None
+
+
+def test_cutout_keeps_the_parts_touching_the_hand():
+    r = np.zeros((2, H, W), np.float32)
+    r[1][_square(2, 2, 10, 8)] = 0.9  # hand and object
+    r[1][_square(25, 18, 28, 21)] = 0.9  # a speck far away
+    person = _square(2, 2, 6, 8).astype(np.uint8)
+    pts = np.array([[3, 3], [5, 3], [5, 7], [3, 7]], np.float64)
+    region, per = cutout(r, person, pts, 0, CompositeConfig())
+    assert region[_square(2, 2, 10, 8)].all() and not region[_square(25, 18, 28, 21)].any()
+    np.testing.assert_array_equal(per, region & person.astype(bool))
+
+
+def test_write_composites_is_a_trainable_dataset_and_resumes(tmp_path):
+    srcs = [write_dataset(tmp_path / f"d{i}", n=6, size=64, seed=i) for i in range(2)]
+    out = tmp_path / "comp"
+    cfg = CompositeConfig(max_area=0.6)
+    n = write_composites(srcs, out, 8, seed=3, config=cfg, progress=False)
+    assert 0 < n <= 8
+    ds = PseudoLabelDataset([out])
+    ds.check_files()
+    for i in range(len(ds)):
+        s = ds.load(i)
+        np.testing.assert_allclose(s.responsibility.sum(0), 1.0, atol=2e-3)
+        x, y = np.round(s.queries[-1]).astype(int)
+        assert s.responsibility[-1, y, x] == 1.0  # the pasted hand's query lies on its paste
+    def arrays():
+        out_ = {}
+        for p in sorted((out / "samples").glob("*.npz")):
+            with np.load(p) as z:
+                out_[p.name] = {k: z[k].copy() for k in z.files}
+        return out_
+
+    first = arrays()
+    for p in sorted((out / "samples").glob("*.json"))[:3]:  # unfinished samples, as after a kill
+        p.unlink()
+    assert write_composites(srcs, out, 8, seed=3, config=cfg, progress=False) == n
+    again = arrays()
+    assert again.keys() == first.keys()
+    for name in first:
+        for k in first[name]:
+            np.testing.assert_array_equal(again[name][k], first[name][k])
+    with pytest.raises(CohesivError, match="another config or seed"):
+        write_composites(srcs, out, 8, seed=4, config=cfg, progress=False)
+
+
+def test_composite_command(tmp_path, capsys):
+    src = write_dataset(tmp_path / "d", n=6, size=64)
+    assert main(["composite", str(src), "--out", str(tmp_path / "c"), "--samples", "4", "--no-progress"]) == 0
+    assert "composited samples" in capsys.readouterr().out
+    assert json.loads((tmp_path / "c" / "dataset.json").read_text())["seed"] == 0
+    assert main(["composite", str(tmp_path / "none"), "--out", str(tmp_path / "c2")]) == 2
