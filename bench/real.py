@@ -7,11 +7,13 @@ Every stage is the real command line, resumed in the work folder (a second run s
      (MediaPipe), then ``cohesiv pseudolabel --forearm --background homography``, one dataset per clip;
   2. synthetic clips (``cohesiv synth``): a train split (pseudo-labelled like the real clips), a labeled
      val split for calibration and a labeled test split;
-  3. ``cohesiv train`` on all the datasets together. They are mixed by sample count (every pseudo-label
+  3. with ``--composites N``: ``cohesiv composite`` pastes real hands from the real clips' pseudo-labels
+     onto other real frames (N samples, one more dataset);
+  4. ``cohesiv train`` on all the datasets together. They are mixed by sample count (every pseudo-label
      sample is drawn equally often, whichever dataset it is in), so ``--synth-clips`` sets the share of
      synthetic samples;
-  4. ``cohesiv calibrate`` on the synthetic val split (the only labels there are at training time);
-  5. ``cohesiv eval --images`` on the real image sets with masks (``real-hand-masks-hof``: binary hand
+  5. ``cohesiv calibrate`` on the synthetic val split (the only labels there are at training time);
+  6. ``cohesiv eval --images`` on the real image sets with masks (``real-hand-masks-hof``: binary hand
      masks; ``hands23-demo-silver``: EgoHOS labels made from a detector, silver), hands from MediaPipe,
      with the hull of the same hand points as the floor; ``cohesiv eval`` on the synthetic test split
      with the Thresholded Responsibility of the same pseudo-labels beside it.
@@ -52,7 +54,9 @@ def find_clips(data: Path) -> list[Path]:
     return found + [p for p in EXTRA_CLIPS if p.is_file()]
 
 
-def real_datasets(clips: list[Path], w: Path, log: Path, times: dict[str, float], pseudo_args: list[str]) -> list[Path]:
+def real_datasets(
+    clips: list[Path], w: Path, log: Path, times: dict[str, float], pseudo_args: list[str]
+) -> list[Path]:
     """Hands and pseudo-labels of every real clip (skips finished ones); prints what each produced."""
     out = []
     print(f"{'real clip':44s} {'frames':>7s} {'w/ hand':>8s} {'samples':>8s}")
@@ -64,7 +68,8 @@ def real_datasets(clips: list[Path], w: Path, log: Path, times: dict[str, float]
         ds = w / f"pseudo-{name}"
         if not (w / f"{ds.name}.done").exists():  # pseudolabel resumes by itself; this skips the re-check
             times[f"pseudolabel {name}"] = sh(
-                ["pseudolabel", str(clip), "--hands", str(hands), "--out", str(ds), "--quiet", *pseudo_args], log
+                ["pseudolabel", str(clip), "--hands", str(hands), "--out", str(ds), "--quiet", *pseudo_args],
+                log,
             )
             (w / f"{ds.name}.done").write_text("")
         frames = json.loads(hands.read_text())["frames"]
@@ -75,7 +80,9 @@ def real_datasets(clips: list[Path], w: Path, log: Path, times: dict[str, float]
     return out
 
 
-def synthetic(w: Path, log: Path, a: argparse.Namespace, times: dict[str, float], pseudo_args: list[str]) -> Path:
+def synthetic(
+    w: Path, log: Path, a: argparse.Namespace, times: dict[str, float], pseudo_args: list[str]
+) -> Path:
     """Synthetic train / val / test clips and the train split's pseudo-labels (skips finished work)."""
     for split, n, seed in (("train", a.synth_clips, 1), ("val", a.val_clips, 2), ("test", a.test_clips, 3)):
         if n and not (w / f"synth-{split}.done").exists():
@@ -96,7 +103,9 @@ def synthetic(w: Path, log: Path, a: argparse.Namespace, times: dict[str, float]
     return ds
 
 
-def evaluate(run: Path, w: Path, data: Path, log: Path, times: dict[str, float], a: argparse.Namespace) -> dict:
+def evaluate(
+    run: Path, w: Path, data: Path, log: Path, times: dict[str, float], a: argparse.Namespace
+) -> dict:
     """Real image sets (model and hull floor) and the synthetic test split (model and its pseudo-labels)."""
     results: dict[str, dict] = {}
     for name in IMAGE_SETS:
@@ -115,7 +124,8 @@ def evaluate(run: Path, w: Path, data: Path, log: Path, times: dict[str, float],
         out = run / "eval-synth-test.json"
         if not out.exists():
             times["eval synth test"] = sh(
-                ["eval", "--run", str(run), "--data", str(w / "synth-test"), "--out", str(out), "--quiet"], log
+                ["eval", "--run", str(run), "--data", str(w / "synth-test"), "--out", str(out), "--quiet"],
+                log,
             )
         results["synth-test"] = json.loads(out.read_text())
         tr = w / "baseline-responsibility.json"
@@ -133,7 +143,9 @@ def print_summary(results: dict, title: str) -> None:
     """One table: real sets (model vs hull) and the synthetic test split (model vs its pseudo-labels)."""
     print(f"\n{title}")
     fmt = lambda v: f"{v:6.1f}" if isinstance(v, (int, float)) else f"{'-':>6s}"  # noqa: E731
-    print(f"{'data':26s} {'method':22s} {'All':>6s} {'Pair':>6s} {'Hand':>6s} {'Obj':>6s}  hands found/missed/false")
+    print(
+        f"{'data':26s} {'method':22s} {'All':>6s} {'Pair':>6s} {'Hand':>6s} {'Obj':>6s}  hands found/missed/false"
+    )
     for name, r in results.items():
         if "methods" in r:  # an image set
             d = r["detection"]
@@ -149,24 +161,31 @@ def print_summary(results: dict, title: str) -> None:
             cells = [r.get(t, {}).get("mIoU") for t in ("All", "Pair", "Hand", "Obj")]
             label = "its pseudo-labels (TR)" if name.endswith("TR") else "model"
             print(f"{name.removesuffix(' TR'):26s} {label:22s} {' '.join(fmt(c) for c in cells)}")
-    print("real-hand-masks-hof: binary masks, All = union of the hand masks (All-hands IoU); hands23: silver labels")
+    print(
+        "real-hand-masks-hof: binary masks, All = union of the hand masks (All-hands IoU); hands23: silver labels"
+    )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     default_data = Path(os.environ.get("COHESIV_DATA", REPO.parent / "shared" / "data"))
-    ap.add_argument("--data", type=Path, default=default_data, help="folder with the real clips and image sets")
+    ap.add_argument(
+        "--data", type=Path, default=default_data, help="folder with the real clips and image sets"
+    )
     ap.add_argument("--out", type=Path, default=REPO / "runs" / "real", help="the run folder")
     ap.add_argument("--work", type=Path, help="folder for clips and pseudo-labels (default: OUT-data)")
     ap.add_argument("--no-real", action="store_true", help="train on the synthetic clips only (ablation)")
     ap.add_argument("--synth-clips", type=int, default=24, help="synthetic training clips (16 frames each)")
     ap.add_argument("--val-clips", type=int, default=6, help="labeled synthetic clips for calibration")
     ap.add_argument("--test-clips", type=int, default=10, help="labeled synthetic test clips (0: none)")
+    ap.add_argument("--composites", type=int, default=0, help="composited real samples (cohesiv composite)")
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--train-size", type=int, default=192)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--train-args", default="", help="extra 'cohesiv train' options")
-    ap.add_argument("--pseudo-args", default="--forearm --background homography", help="'cohesiv pseudolabel' options")
+    ap.add_argument(
+        "--pseudo-args", default="--forearm --background homography", help="'cohesiv pseudolabel' options"
+    )
     ap.add_argument("--calibrate-args", default="--size 192,256", help="extra 'cohesiv calibrate' options")
     a = ap.parse_args()
     t_start = time.perf_counter()
@@ -183,12 +202,24 @@ def main() -> None:
         if not clips:
             sys.exit(f"{a.data}: no video files (set --data or COHESIV_DATA)")
         datasets += real_datasets(clips, w, log, times, pseudo_args)
+        if a.composites:
+            comp = w / f"composite-{a.composites}"
+            if not (w / f"{comp.name}.done").exists():
+                times["composite"] = sh(
+                    ["composite", *map(str, datasets), "--out", str(comp), "--samples", str(a.composites)]
+                    + ["--no-progress"],
+                    log,
+                )
+                (w / f"{comp.name}.done").write_text("")
+            datasets.append(comp)
     if a.synth_clips or a.val_clips:
         synth_ds = synthetic(w, log, a, times, pseudo_args)
         if a.synth_clips:
             datasets.append(synth_ds)
     n_samples = {d.name: sum(1 for _ in open(d / "manifest.jsonl")) for d in datasets}
-    print(f"training samples: {sum(n_samples.values())} ({', '.join(f'{k} {v}' for k, v in n_samples.items())})")
+    print(
+        f"training samples: {sum(n_samples.values())} ({', '.join(f'{k} {v}' for k, v in n_samples.items())})"
+    )
 
     if not (run / "calibration.json").exists():
         times["train"] = sh(
@@ -206,7 +237,12 @@ def main() -> None:
     cfg = (run / "config.yaml").read_text()
     title = (
         f"{run}: {a.steps} steps at {a.train_size}, batch {a.batch}, "
-        + ("synthetic only" if a.no_real else f"{len(datasets) - bool(a.synth_clips)} real clips")
+        + (
+            "synthetic only"
+            if a.no_real
+            else f"{len(datasets) - bool(a.synth_clips) - bool(a.composites)} real clips"
+        )
+        + (f" + {a.composites} composites" if a.composites and not a.no_real else "")
         + f" + {a.synth_clips} synthetic clips; {a.train_args or 'default model'}"
     )
     print_summary(results, title)
