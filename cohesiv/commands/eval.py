@@ -32,6 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what = parser.add_mutually_exclusive_group()
     what.add_argument("--run", metavar="RUN", help="run folder of a trained model (cohesiv train)")
     what.add_argument("--baseline", choices=("responsibility", "flow"), help="evaluate a baseline of [C]")
+    what.add_argument(
+        "--pseudo-labels",
+        metavar="DATASET",
+        help="score a pseudo-label dataset (cohesiv pseudolabel) as Thresholded Responsibility: its own "
+        "maps, > --threshold (default 0.5, or fitted on --val clips that the dataset covers)",
+    )
     parser.add_argument("--data", nargs="+", metavar="CLIP", help="labeled clip folders to score")
     g = parser.add_argument_group("real images (instead of --data)")
     g.add_argument(
@@ -64,30 +70,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="labeled clips (or folders of them) on which to fit the threshold",
     )
     g.add_argument("--threshold", type=float, help="use this threshold instead of fitting one on --val")
-    g.add_argument(
-        "--flow",
-        default="dis",
-        choices=("dis", "raft", "gt"),
-        help="flow source: DIS, RAFT (needs --raft-weights) or the exact flow of synthetic clips",
-    )
-    g.add_argument("--raft-weights", metavar="FILE", help="local RAFT checkpoint (for --flow raft)")
-    g.add_argument(
-        "--offsets",
-        default=None,
-        help="frame offsets, e.g. 1,2,3 for ±1,±2,±3 (default: 1,2,3 for responsibility, 1 for flow)",
-    )
-    g.add_argument("--temperature", type=float, default=2.0, help="responsibility softmax temperature, px")
-    g.add_argument(
-        "--background",
-        default="static",
-        choices=("static", "homography"),
-        help="background motion model: static camera, or a camera homography (moving camera)",
-    )
-    g.add_argument(
-        "--fb-check",
-        action="store_true",
-        help="responsibility: weight offsets by forward-backward flow consistency (as cohesiv pseudolabel)",
-    )
+    from cohesiv.commands.pseudolabel import add_label_arguments
+
+    add_label_arguments(g, offsets=None)  # every pseudo-label option: the baseline is the pseudo-labels
+    g.add_argument("--fb-check", action="store_true", help="(the default now, as cohesiv pseudolabel)")
     parser.add_argument("--device", default=None, help="torch device for --run (None: CPU)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no table")
 
@@ -152,8 +138,10 @@ def run(args: argparse.Namespace) -> int:
         return _run_images(args)
     if not args.data:
         raise CohesivError("give --data CLIPS (labeled clips) or --images DIR (an image set)")
-    if args.run is None and args.baseline is None:
-        raise CohesivError("give --run RUN (a trained model) or --baseline responsibility|flow")
+    if args.run is None and args.baseline is None and args.pseudo_labels is None:
+        raise CohesivError(
+            "give --run RUN (a trained model), --baseline responsibility|flow or --pseudo-labels DATASET"
+        )
     if args.gt:  # COCO-RLE / VISOR ground truth: converted to EgoHOS label folders first
         import tempfile
 
@@ -179,7 +167,22 @@ def run(args: argparse.Namespace) -> int:
         metrics = evaluate_run(args.run, args.data, device=args.device, progress=progress)
         config.update(run=str(args.run))
         title = f"run {args.run}"
+    elif args.pseudo_labels is not None:
+        from cohesiv.eval.baselines import PseudoLabelDataset
+        from cohesiv.eval.runner import run_baseline
+
+        threshold = 0.5 if args.threshold is None and not args.val else args.threshold
+        metrics, _ = run_baseline(
+            PseudoLabelDataset(args.pseudo_labels),
+            args.data,
+            val=args.val,
+            threshold=threshold,
+            progress=progress,
+        )
+        config.update(pseudo_labels=str(args.pseudo_labels), threshold=metrics.pop("threshold"))
+        title = f"pseudo-labels {args.pseudo_labels} (threshold {config['threshold']:.3g})"
     else:
+        from cohesiv.commands.pseudolabel import label_config
         from cohesiv.eval.runner import build_baseline, run_baseline
 
         if args.threshold is None and not args.val:
@@ -188,15 +191,8 @@ def run(args: argparse.Namespace) -> int:
             raise CohesivError(f"--temperature must be > 0, got {args.temperature}")
         default = (-3, -2, -1, 1, 2, 3) if args.baseline == "responsibility" else (1,)
         offsets = _offsets(args.offsets, default)
-        baseline = build_baseline(
-            args.baseline,
-            flow=args.flow,
-            raft_weights=args.raft_weights,
-            offsets=offsets,
-            temperature=args.temperature,
-            background=args.background,
-            fb_check=args.fb_check,
-        )
+        plcfg = label_config(args, offsets="1,2,3")
+        baseline = build_baseline(args.baseline, config=plcfg, offsets=offsets)
         metrics, fit = run_baseline(
             baseline, args.data, val=args.val, threshold=args.threshold, progress=progress
         )
@@ -206,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
             offsets=list(offsets),
             temperature=args.temperature if args.baseline == "responsibility" else None,
             background=args.background,
-            fb_check=args.fb_check if args.baseline == "responsibility" else None,
+            pseudolabel=plcfg.to_dict() if args.baseline == "responsibility" else None,
             threshold=metrics["threshold"],
             val=list(args.val or []),
         )

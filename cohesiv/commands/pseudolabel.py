@@ -65,7 +65,11 @@ def add_label_arguments(parser, offsets: str = "1,2,3", fb_flag: bool = True) ->
         fb_flag: add ``--no-fb-check`` (the caller may have its own spelling).
     """
     parser.add_argument(
-        "--offsets", default=offsets, help="frame offsets k; each is used as +k and -k (default 1,2,3)"
+        "--offsets",
+        default=offsets,
+        help="frame offsets k; each is used as +k and -k (default 1,2,3"
+        + ("" if offsets else "; the flow baseline: 1, the next frame")
+        + ")",
     )
     parser.add_argument("--temperature", type=float, default=2.0, help="softmax temperature, pixels")
     parser.add_argument(

@@ -287,6 +287,81 @@ class ResponsibilityBaseline:
         return HOSPrediction(hand_masks=hand, object_masks=obj)
 
 
+class PseudoLabelDataset:
+    """A written pseudo-label dataset (``cohesiv pseudolabel``) scored as Thresholded Responsibility.
+
+    The maps of a scored frame are read from the dataset's sample of that clip and frame, so
+    "the model vs its pseudo-labels" compares like with like: the very maps it was trained on.
+    Samples are found by the clip's path recorded in the manifest (resolved), else by sample id
+    (clip folder name and frame). A frame whose sample was skipped (no hand could be fitted)
+    predicts nothing; a hand of the labeled clip with no channel in the sample (matched by id,
+    else side) predicts nothing for that hand.
+
+    Args:
+        dataset: the dataset folder.
+
+    Raises:
+        InputError: not a dataset (no manifest.jsonl).
+    """
+
+    name = "pseudo-labels"
+    grid = RESPONSIBILITY_GRID
+
+    def __init__(self, dataset: str | Path) -> None:
+        from cohesiv.responsibility.dataset import read_manifest
+
+        self.root = Path(dataset)
+        self._by_clip = {}
+        for e in read_manifest(self.root):
+            self._by_clip[(str(Path(e["clip"]).resolve()), int(e["frame"]))] = e
+
+    def _entry(self, clip: Path, t: int) -> dict | None:
+        import json
+
+        from cohesiv.errors import InputError
+        from cohesiv.responsibility.dataset import clip_name, sample_id
+
+        e = self._by_clip.get((str(Path(clip).resolve()), int(t)))
+        if e is not None:
+            return e
+        side = self.root / "samples" / f"{sample_id(clip_name(Path(clip)), t)}.json"
+        if not side.is_file():
+            raise InputError(
+                self.root, f"no pseudo-label sample for {clip} frame {t} (looked for {side.name})"
+            )
+        data = json.loads(side.read_text(encoding="utf-8"))
+        return data.get("entry")  # None: skipped (no hand could be fitted)
+
+    def maps(self, image: np.ndarray, hands: Sequence[Hand], context: FrameContext) -> dict:
+        """The sample's responsibility re-ordered to ``hands`` ``(K+1, H, W)`` and its person mask."""
+        from cohesiv.errors import InputError
+
+        h, w = image.shape[:2]
+        r = np.zeros((len(hands) + 1, h, w), np.float32)
+        r[0] = 1
+        entry = self._entry(context.clip.path, context.t)
+        if entry is None:
+            return {"responsibility": r, "person": np.zeros((h, w), np.uint8)}
+        with np.load(self.root / entry["sample"]) as z:
+            resp = z["responsibility"].astype(np.float32)
+            person = z["person"].astype(np.uint8)
+        if resp.shape[1:] != (h, w):
+            raise InputError(
+                self.root / entry["sample"],
+                f"sample is {resp.shape[2]}x{resp.shape[1]} but the labeled frame is {w}x{h}",
+            )
+        ids = [hd["id"] for hd in entry["hands"]]
+        sides = [hd.get("side") for hd in entry["hands"]]
+        r[0] = resp[0]
+        for k, hd in enumerate(hands):
+            j = ids.index(hd.id) if hd.id in ids else (sides.index(hd.side) if hd.side in sides else None)
+            if j is not None:
+                r[k + 1] = resp[j + 1]
+        return {"responsibility": r, "person": person}
+
+    masks = ResponsibilityBaseline.masks
+
+
 @dataclass
 class FlowBaseline:
     """Flow [C]: flow magnitude (relative to the camera for ``background="homography"``) > tau is All.

@@ -20,10 +20,15 @@ from cohesiv.eval.baselines import (
 )
 from cohesiv.eval.driver import FrameContext, HOSPrediction, evaluate_clips
 from cohesiv.io import Hand
+from cohesiv.responsibility.labeler import PseudoLabelConfig
 
 
 def make_flow_source(
-    flow: str = "dis", raft_weights: str | Path | None = None, device: str | None = None
+    flow: str = "dis",
+    raft_weights: str | Path | None = None,
+    device: str | None = None,
+    preset: str | None = None,
+    raft_model: str = "small",
 ) -> Any:
     """Return a flow source ``(context, s) -> (2, H, W)``: ``"gt"`` (synthetic clips), ``"dis"`` or ``"raft"``."""
     if flow == "gt":
@@ -35,8 +40,10 @@ def make_flow_source(
     from cohesiv.flow import FlowEstimator
 
     kwargs: dict = {"method": flow}
+    if flow == "dis" and preset is not None:
+        kwargs["preset"] = preset
     if flow == "raft":
-        kwargs.update(raft_weights=raft_weights, device=device)
+        kwargs.update(raft_weights=raft_weights, device=device, raft_model=raft_model)
     return EstimatedFlow(FlowEstimator(**kwargs), name=flow)
 
 
@@ -48,18 +55,29 @@ def build_baseline(
     offsets: Sequence[int] | None = None,
     temperature: float = 2.0,
     background: str = "static",
-    fb_check: bool = False,
+    fb_check: bool | None = None,
+    config: PseudoLabelConfig | None = None,
 ) -> ResponsibilityBaseline | FlowBaseline:
-    """Build the ``"responsibility"`` or ``"flow"`` baseline (offsets default to each one's own)."""
-    source = make_flow_source(flow, raft_weights)
-    if name == "responsibility":
-        kw = {} if offsets is None else {"offsets": tuple(offsets)}
-        return ResponsibilityBaseline(
-            source, temperature=temperature, background=background, fb_check=fb_check, **kw
+    """Build the ``"responsibility"`` or ``"flow"`` baseline (offsets default to each one's own).
+
+    With ``config`` (the pseudo-label options), the flow source, temperature, background and the
+    rest come from it, and the responsibility baseline labels frames exactly as ``cohesiv
+    pseudolabel`` with that config does; without, from the keyword arguments (``fb_check`` None:
+    the pseudo-labels' default, on).
+    """
+    if config is None:
+        over = {} if fb_check is None else {"fb_check": fb_check}
+        config = PseudoLabelConfig(
+            flow=flow, raft_weights=raft_weights, temperature=temperature, background=background, **over
         )
+    source = make_flow_source(
+        config.flow, config.raft_weights, preset=config.flow_preset, raft_model=config.raft_model
+    )
+    kw = {} if offsets is None else {"offsets": tuple(offsets)}
+    if name == "responsibility":
+        return ResponsibilityBaseline(source, config, **kw)
     if name == "flow":
-        kw = {} if offsets is None else {"offsets": tuple(offsets)}
-        return FlowBaseline(source, background=background, **kw)
+        return FlowBaseline(source, background=config.background, **kw)
     raise ValueError(f"unknown baseline {name!r} (responsibility or flow)")
 
 

@@ -91,6 +91,10 @@ class PseudoLabelConfig:
             raise ValueError(f"homography must be 'magsac' or 'dlt', got {self.homography!r}")
         if self.flow not in FLOW_SOURCES:
             raise ValueError(f"flow must be one of {FLOW_SOURCES}, got {self.flow!r}")
+        from cohesiv.flow.defaults import DIS_PRESET_NAMES
+
+        if self.flow_preset is not None and self.flow_preset not in DIS_PRESET_NAMES:
+            raise ValueError(f"DIS preset must be one of {DIS_PRESET_NAMES}, got {self.flow_preset!r}")
         if self.smoothing not in SMOOTHINGS:
             raise ValueError(f"smoothing must be one of {SMOOTHINGS}, got {self.smoothing!r}")
         if not 0 < self.smoothing_radius < 1:
