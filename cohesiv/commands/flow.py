@@ -86,17 +86,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Compute and write the flows; return 0."""
     import sys
-    import time
-    from collections import deque
     from pathlib import Path
 
     import numpy as np
     from tqdm import tqdm
 
     from cohesiv.errors import InputError
-    from cohesiv.flow import FlowEstimator, flow_to_color, forward_backward_valid
+    from cohesiv.flow import FlowCache, FlowEstimator, StreamingFrames, flow_to_color, forward_backward_valid
     from cohesiv.flow.store import check_flow_config, color_file, flow_file, valid_file, write_flow_config
-    from cohesiv.io import FrameReader, read_flo, write_flo
+    from cohesiv.io import FrameReader, write_flo
 
     if args.method == "raft" and args.preset is not None:
         raise InputError(None, "--preset applies to --method dis only (RAFT: --raft-model, --raft-iters)")
@@ -142,48 +140,43 @@ def run(args: argparse.Namespace) -> int:
             files.append(valid_file(out, t, s))
         return files
 
-    window: deque = deque(maxlen=max(args.offsets) + 1)  # (index, frame): the only frames held
-    n_computed = n_skipped = 0
-    seconds = 0.0
-    bar = tqdm(reader, total=n, desc="flow", unit="frame", file=sys.stderr, disable=None)
-    for i, frame in enumerate(bar):
-        window.append((i, frame))
-        frames = dict(window)
-        pairs = []  # (t, s) pairs whose outputs are incomplete
+    # the one sliding flow window of the package (as cohesiv pseudolabel): each pair computed at
+    # most once, .flo files already in DIR read instead of computed (unless --overwrite)
+    reach = max(args.offsets)
+    frames = StreamingFrames(reader, keep=reach + 2)
+    cache = FlowCache(
+        est,
+        frames,
+        max_frames=reach + 2,
+        cache_dir=None if args.overwrite else out,
+        clip=None if args.overwrite else reader.path,
+    )
+    n_skipped = 0
+    bar = tqdm(total=n, desc="flow", unit="frame", file=sys.stderr, disable=None)
+    for i in range(n):
+        try:
+            frames(i)
+        except IndexError:  # the video ended earlier than its frame count said
+            break
         for k in args.offsets:
             t = i - k
             if t < 0:
                 continue
             for a, b in [(t, i), (i, t)] if args.backward else [(t, i)]:
-                if args.overwrite or not all(p.exists() for p in outputs(a, b)):
-                    pairs.append((a, b))
-                else:
+                if not args.overwrite and all(p.exists() for p in outputs(a, b)):
                     n_skipped += 1
-        if not pairs:
-            continue
-        flows = {}
-        todo = []
-        for a, b in {p for pr in pairs for p in ([pr, pr[::-1]] if args.backward else [pr])}:
-            path = flow_file(out, a, b)
-            if not args.overwrite and path.exists():
-                flows[(a, b)] = read_flo(path)
-            else:
-                todo.append((a, b))
-        if todo:
-            start = time.perf_counter()
-            result = est.batch([frames[a] for a, _ in todo], [frames[b] for _, b in todo])
-            seconds += time.perf_counter() - start
-            n_computed += len(todo)
-            for (a, b), f in zip(todo, result):
-                flows[(a, b)] = f
-                write_flo(flow_file(out, a, b), f)
-        for a, b in pairs:
-            if not args.no_color:
-                _write_png(color_file(out, a, b), flow_to_color(flows[(a, b)]))
-            if args.backward:
-                ok = forward_backward_valid(flows[(a, b)], flows[(b, a)], alpha=args.alpha, beta=args.beta)
-                _write_png(valid_file(out, a, b), ok.astype(np.uint8) * 255)
+                    continue
+                flow = cache.get(a, b)
+                if args.overwrite:
+                    write_flo(flow_file(out, a, b), flow)
+                if not args.no_color:
+                    _write_png(color_file(out, a, b), flow_to_color(flow))
+                if args.backward:
+                    ok = forward_backward_valid(flow, cache.get(b, a), alpha=args.alpha, beta=args.beta)
+                    _write_png(valid_file(out, a, b), ok.astype(np.uint8) * 255)
+        bar.update(1)
     bar.close()
+    n_computed, seconds = cache.stats.computed, cache.stats.seconds
     per_pair = f", {1000 * seconds / n_computed:.1f} ms per pair" if n_computed else ""
     print(f"{n_computed} flows computed ({est!r}{per_pair}), {n_skipped} flows already done; wrote {out}")
     return 0

@@ -10,6 +10,7 @@ several frames. :class:`FlowCache` keeps recent flows and frames in bounded LRUs
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -40,6 +41,7 @@ class CacheStats:
         recomputed: flows computed for a pair that had been computed before in this run
             (only possible without ``cache_dir``, when the LRU is too small for the access pattern).
         frame_reads: calls to ``get_frame``.
+        seconds: wall seconds spent computing flows.
     """
 
     hits: int = 0
@@ -48,6 +50,7 @@ class CacheStats:
     computed: int = 0
     recomputed: int = 0
     frame_reads: int = 0
+    seconds: float = 0.0
 
 
 class _LRU(OrderedDict):
@@ -153,10 +156,12 @@ class FlowCache:
             self.stats.disk_hits += 1
         else:
             a, b = self.frame(key[0]), self.frame(key[1])
+            start = time.perf_counter()
             if self.pair_flow is not None:
                 flow = np.ascontiguousarray(self.pair_flow(a, b, *key), dtype=np.float32)
             else:
                 flow = self.estimator(a, b)
+            self.stats.seconds += time.perf_counter() - start
             self.stats.computed += 1
             if key in self._done:
                 self.stats.recomputed += 1
