@@ -229,7 +229,7 @@ def run_demo(cfg: DemoConfig, *, say: Callable[[str], None] = print, progress: b
     metrics: dict = {}
     with _stage(times, "eval", say):
         metrics[MODEL_METHOD] = evaluate_run(run, test_clips, progress=progress)
-        base = build_baseline("responsibility", flow="dis", background="homography")
+        base = build_baseline("responsibility", config=plcfg)  # the very pseudo-labels (label_frame)
         metrics[PSEUDO_METHOD], _ = run_baseline(base, test_clips, val=val_clips, progress=progress)
         fb = build_baseline("flow", flow="dis", background="homography")
         metrics["Flow baseline (DIS)"], _ = run_baseline(fb, test_clips, val=val_clips, progress=progress)
