@@ -5,7 +5,8 @@ Run folder (``cfg.out``)::
     config.yaml                 {"cohesiv_version", "git_sha", "model": {...}, "train": {...}}
     checkpoints/last.safetensors, last.optim.safetensors, last.json   (see cohesiv.train.checkpoint)
     checkpoints/step-NNNNNN.safetensors   weights kept every ``keep_every`` steps (when set)
-    log.jsonl                   one line per logged step: step, epoch, loss, loss parts, lr, images/s
+    log.jsonl                   one line per logged step: step, epoch, loss, loss parts, lr, images/s,
+                                time (Unix seconds), cpu_s (this process' CPU seconds since the start)
     train.log                   the same, for people
     tb/                         TensorBoard: loss/*, lr, throughput; images input, R, S
 
@@ -392,7 +393,7 @@ def _train(cfg, ctx, resume, loss_fn, progress, stop_after, build_model) -> Trai
     )  # fmt: skip
     history: list[tuple[int, float]] = []
     window: list[float] = []
-    t0, n0 = time.perf_counter(), step
+    t0, n0, cpu0 = time.perf_counter(), step, time.process_time()
     last_loss = float("nan")
 
     def save() -> None:
@@ -447,6 +448,7 @@ def _train(cfg, ctx, resume, loss_fn, progress, stop_after, build_model) -> Trai
                     rec = {"step": step, "epoch": (step - 1) // steps_per_epoch, "loss": last_loss}
                     rec.update({k: float(v) for k, v in zip(parts, vals[1:].tolist())})
                     rec.update({"lr": lr, "images_per_s": ips})
+                    rec.update({"time": time.time(), "cpu_s": time.process_time() - cpu0})
                     _append_log(out / "log.jsonl", rec)
                     _log.info(
                         " ".join(
