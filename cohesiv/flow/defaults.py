@@ -1,7 +1,8 @@
 """Defaults of the flow stage that must be importable without torch (for the CLI's --help)."""
 
-#: DIS presets, fastest first (OpenCV ``DISOPTICAL_FLOW_PRESET_*``).
-DIS_PRESET_NAMES = ("ultrafast", "fast", "medium")
+#: DIS presets: OpenCV's (``DISOPTICAL_FLOW_PRESET_*``), fastest first, then the tuned ones of
+#: ``cohesiv.flow.dis.DIS_TUNED``.
+DIS_PRESET_NAMES = ("ultrafast", "fast", "medium", "ultrafast-fs1", "fast-fs1")
 
 #: The preset used when none is given: the most accurate preset that takes <= 15 ms per
 #: 480x360 pair on the project machine (2 CPU cores), as measured by ``bench/flow.py``.

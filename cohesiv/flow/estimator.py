@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cohesiv.flow.defaults import DEFAULT_DIS_PRESET, DEFAULT_RAFT_ITERS, RAFT_MODELS
-from cohesiv.flow.dis import DIS_PRESETS, DISFlow
+from cohesiv.flow.defaults import DEFAULT_DIS_PRESET, DEFAULT_RAFT_ITERS, DIS_PRESET_NAMES, RAFT_MODELS
+from cohesiv.flow.dis import DISFlow
 
 FLOW_METHODS = ("dis", "raft")
 
@@ -93,8 +93,10 @@ class FlowEstimator:
         self.method = method
         if method == "dis":
             preset = DEFAULT_DIS_PRESET if preset is None else preset
-            if preset not in DIS_PRESETS:
-                raise ValueError(f"unknown DIS preset {preset!r}; choose one of {', '.join(DIS_PRESETS)}")
+            if preset not in DIS_PRESET_NAMES:
+                raise ValueError(
+                    f"unknown DIS preset {preset!r}; choose one of {', '.join(DIS_PRESET_NAMES)}"
+                )
             self._impl = DISFlow(preset)
             self.config = FlowConfig(method="dis", preset=preset)
         else:

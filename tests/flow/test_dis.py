@@ -70,3 +70,22 @@ def test_errors_name_the_problem(texture):
         FlowEstimator(method="raft", preset="fast")
     with pytest.raises(ValueError, match="got 2 first frames but 1"):
         FlowEstimator().batch([texture, texture], [texture])
+
+
+def test_tuned_presets_parameters_and_downscaling():
+    from cohesiv.flow.dis import DISFlow
+
+    rng = np.random.default_rng(0)
+    a = (rng.random((60, 80, 3)) * 255).astype(np.uint8)
+    a = np.ascontiguousarray(np.repeat(np.repeat(a[::4, ::4], 4, 0), 4, 1))  # blocky texture DIS can follow
+    b = np.roll(a, 2, axis=1)  # everything moves 2 px right
+    fs1 = DISFlow("ultrafast-fs1")
+    assert fs1._dis.getFinestScale() == 1 and fs1._dis.getVariationalRefinementIterations() == 0
+    for est in (fs1, DISFlow("medium", scale=0.5), DISFlow("fast", var_refine_iters=10)):
+        f = est(a, b)
+        assert f.shape == (2, 60, 80)
+        assert np.median(f[0, 10:50, 10:70]) == pytest.approx(2.0, abs=0.3)
+    with pytest.raises(ValueError, match="unknown DIS parameter"):
+        DISFlow("fast", stride=3)
+    with pytest.raises(ValueError, match="scale"):
+        DISFlow("fast", scale=1.5)
