@@ -477,15 +477,16 @@ class Predictor:
             if self.open_o is not None and mode == "calibrated":
                 obj_np = open_objects(obj_np, opening_radius(self.open_o, (h, w)))
             scores_np, osim_np = scores_o.float().cpu().numpy(), object_sim.float().cpu().numpy()
-            obj_np, held_p, holds = apply_held(
-                hand_np, obj_np, scores_np, osim_np, self.held if mode == "calibrated" else None
-            )
+            held = self.held if mode == "calibrated" else None
+            tau_r = self.thresholds["tau_r"] if self.thresholds is not None else 0.5
+            psim_np = person_sim.float().cpu().numpy()
+            obj_np, held_p, holds = apply_held(hand_np, obj_np, scores_np, psim_np, osim_np, tau_r, held)
             hand_np, obj_np = hand_np.astype(np.uint8), obj_np.astype(np.uint8)
             return Prediction(
                 hand_masks=hand_np,
                 object_masks=obj_np,
                 scores=scores_np,
-                person_sim=person_sim.float().cpu().numpy(),
+                person_sim=psim_np,
                 object_sim=osim_np,
                 label=compose_label(hand_np, obj_np, sides_r),
                 sides=sides_r,

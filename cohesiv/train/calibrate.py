@@ -37,7 +37,7 @@ The result goes to ``RUN/calibration.json`` (through :func:`cohesiv.model.io.wri
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -410,7 +410,7 @@ def frame_metrics(frames: Sequence[ValFrame], thresholds: dict[str, float], held
     for f in frames:
         hand, obj = _readout_masks(f, thresholds)
         if held is not None:
-            obj = apply_held(hand, obj, f.scores, f.object_sim, held)[0]
+            obj = apply_held(hand, obj, f.scores, f.person_sim, f.object_sim, thresholds["tau_r"], held)[0]
         meter.add(f.label, f.sides, f.queries, hand, obj)
     return meter.result()
 
@@ -441,21 +441,21 @@ def search_held(
         Obj mIoU, with "before" (no decision) and "after" (the chosen threshold).
     """
     from cohesiv.eval.metrics import hand_object_gt, resolve_side
-    from cohesiv.model.held import HeldObjectModel, fit_logistic, held_features
+    from cohesiv.model.held import HeldObjectModel, held_features
 
     xs, ys = [], []
     for f in frames:
         hand, obj = _readout_masks(f, thresholds)
-        xs.append(held_features(hand, obj, f.scores, f.object_sim))
+        xs.append(held_features(hand, obj, f.scores, f.person_sim, f.object_sim, thresholds["tau_r"]))
         for i in range(len(f.scores)):
             ys.append(hand_object_gt(f.label, resolve_side(f.label, f.sides[i], f.queries[i]))[1].any())
-    x = np.concatenate(xs) if xs else np.zeros((0, 3))
+    x = np.concatenate(xs) if xs else np.zeros((0, 6))
     y = np.asarray(ys, bool)
     report: dict[str, Any] = {"hands": int(len(y)), "holding": int(y.sum())}
     if len(y) == 0 or y.all() or not y.any():
         report["skipped"] = "the validation hands all hold an object, or none does"
         return None, report
-    coef, intercept = fit_logistic(x, y)
+    fitted = HeldObjectModel.fit(x, y)
 
     def summary(m: dict) -> dict[str, float]:
         return {
@@ -467,9 +467,7 @@ def search_held(
         }
 
     scores = {
-        f"{t:g}": summary(
-            frame_metrics(frames, thresholds, HeldObjectModel(tuple(coef), intercept, float(t)))
-        )
+        f"{t:g}": summary(frame_metrics(frames, thresholds, replace(fitted, threshold=float(t))))
         for t in grid
     }
     best = max(v[objective] for v in scores.values())
@@ -477,7 +475,7 @@ def search_held(
         (k for k, v in scores.items() if v[objective] >= best - max(float(tolerance), 1e-6)),
         key=lambda k: scores[k]["mean4"],
     )
-    model = HeldObjectModel(tuple(float(c) for c in coef), intercept, float(chosen))
+    model = replace(fitted, threshold=float(chosen))
     report.update(grid=scores, threshold=float(chosen), before=summary(frame_metrics(frames, thresholds)))
     report["after"] = scores[chosen]
     return model, report

@@ -15,12 +15,15 @@ def test_features_known_values():
     hand[0, :4, :5] = True  # 20 px
     obj[0, 10:12, :5] = True  # 10 px
     hand[1, :2, :2] = True
-    scores = np.full((2, H, W), 0.25, np.float32)
+    scores = np.zeros((2, H, W), np.float32)
+    scores[0, :12, :5] = 0.25  # hand (20 px) + 40 moving px outside it, 10 of them the object
     osim = np.full((H, W), 0.5, np.float32)
-    f = held_features(hand, obj, scores, osim)
+    psim = np.zeros((H, W), np.float32)
+    psim[4:8, :5] = 0.9  # 20 of the 40 moving pixels look like person
+    f = held_features(hand, obj, scores, psim, osim, tau_r=0.2)
     assert f.shape == (2, len(FEATURES))
-    np.testing.assert_allclose(f[0], [np.log1p(0.5), 0.25, 0.5], rtol=1e-6)
-    np.testing.assert_array_equal(f[1], 0.0)  # no object pixel: all zero
+    np.testing.assert_allclose(f[0], [np.log1p(0.5), 0.25, 0.5, 0.5, 0.25, np.log1p(2.0)], rtol=1e-6)
+    np.testing.assert_array_equal(f[1], 0.0)  # nothing moves, no object pixel: all zero
 
 
 def test_fit_logistic_is_calibrated_on_its_data():
@@ -29,7 +32,7 @@ def test_fit_logistic_is_calibrated_on_its_data():
     y = rng.random(400) < 1 / (1 + np.exp(-(2.0 * x[:, 0] - 0.5)))
     coef, b = fit_logistic(x, y, l2=0.0)
     assert coef[0] == pytest.approx(2.0, abs=0.5) and b == pytest.approx(-0.5, abs=0.35)
-    p = HeldObjectModel((float(coef[0]), 0.0, 0.0), b).probability(np.hstack([x, np.zeros((400, 2))]))
+    p = HeldObjectModel((float(coef[0]),) + (0.0,) * 5, b).probability(np.hstack([x, np.zeros((400, 5))]))
     assert p.mean() == pytest.approx(y.mean(), abs=1e-6)  # the score equation of the intercept
 
 
@@ -40,11 +43,14 @@ def test_apply_held_drops_the_object_below_threshold():
     scores = np.zeros((2, H, W), np.float32)
     scores[0] = 0.9
     scores[1] = 0.1
-    model = HeldObjectModel((0.0, 10.0, 0.0), -5.0, threshold=0.5)  # p = sigmoid(10 mean_score - 5)
-    out, p, holds = apply_held(hand, obj, scores, np.zeros((H, W)), model)
+    model = HeldObjectModel(
+        (0.0, 10.0, 0.0, 0.0, 0.0, 0.0), -5.0, threshold=0.5
+    )  # sigmoid(10 mean_score - 5)
+    z = np.zeros((H, W))
+    out, p, holds = apply_held(hand, obj, scores, z, z, 0.5, model)
     assert holds.tolist() == [True, False] and p[0] > 0.95 > 0.05 > p[1]
     assert out[0].sum() == 9 and out[1].sum() == 0
-    out, p, holds = apply_held(hand, obj, scores, np.zeros((H, W)), None)
+    out, p, holds = apply_held(hand, obj, scores, z, z, 0.5, None)
     assert np.isnan(p).all() and holds.tolist() == [True, True] and out.sum() == 18
     assert HeldObjectModel.from_json(model.to_json()) == model
     with pytest.raises(ValueError, match="features"):
