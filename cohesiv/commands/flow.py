@@ -36,7 +36,7 @@ def _offsets(text: str) -> list[int]:
 #: Kept here so that ``cohesiv --help`` does not import OpenCV; a test checks they equal
 #: ``cohesiv.flow.defaults``.
 PRESETS = ("ultrafast", "fast", "medium", "ultrafast-fs1", "fast-fs1")
-DEFAULT_PRESET = "fast"
+DEFAULT_PRESET = "ultrafast-fs1"
 
 
 def _write_png(path, image) -> None:

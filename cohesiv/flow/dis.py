@@ -2,8 +2,9 @@
 
 Kroeger et al., "Fast Optical Flow using Dense Inverse Search", ECCV 2016. OpenCV ships three
 presets; on this project's shared 2-core CPU a 480x360 pair takes about 2.5 ms (ultrafast),
-9-12 ms (fast) and 20-40 ms (medium, depending on load); ``bench/flow.py`` measures speed and
-accuracy and picks the default (``fast``: the most accurate within 15 ms).
+9-12 ms (fast) and 20-40 ms (medium, depending on load); ``bench/flow.py`` measures their speed
+and end-point error. The default, ``ultrafast-fs1`` (:data:`DIS_TUNED`), is chosen by
+``bench/flow_labels.py``: the best pseudo-labels at a labelling speed close to ``fast``'s.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ class FlowConfig:
 
     Attributes:
         method: ``"dis"`` (default, OpenCV, no weights) or ``"raft"`` (torchvision, local weights).
-        preset: DIS preset (``"ultrafast"``, ``"fast"``, ``"medium"``); None for RAFT.
+        preset: DIS preset (a name of ``cohesiv.flow.defaults.DIS_PRESET_NAMES``); None for RAFT.
         raft_model: ``"small"`` or ``"large"`` (RAFT only).
         raft_weights: local checkpoint path (RAFT only).
         raft_iters: RAFT refinement iterations.
@@ -61,8 +61,8 @@ class FlowEstimator:
 
     Args:
         method: ``"dis"`` or ``"raft"``.
-        preset: DIS preset ``"ultrafast"``, ``"fast"`` or ``"medium"`` (default
-            :data:`cohesiv.flow.dis.DEFAULT_DIS_PRESET`, chosen by ``bench/flow.py``). Not used by RAFT.
+        preset: DIS preset, a name of ``DIS_PRESET_NAMES`` (default
+            :data:`cohesiv.flow.dis.DEFAULT_DIS_PRESET`, chosen by ``bench/flow_labels.py``). Not used by RAFT.
         raft_weights: RAFT checkpoint path (torchvision or princeton-vl key layout); required
             for ``method="raft"``.
         raft_model: ``"small"`` or ``"large"``.

@@ -91,3 +91,11 @@ def test_guided_smoothing_spreads_into_a_flat_region_more_than_across_its_edge()
     box = __import__("cv2").blur(r[1], (17, 17))  # a plain blur of the same reach, for comparison
     assert out[1, 10:30, 22].mean() > box[10:30, 22].mean() + 0.03  # reaches farther into the object
     assert out[1, 10:30, 3].max() < box[10:30, 3].max()  # and less into the background
+
+
+def test_config_refuses_unknown_preset_and_smoothing():
+    with pytest.raises(ValueError, match="DIS preset"):
+        PseudoLabelConfig(flow_preset="turbo")
+    with pytest.raises(ValueError, match="smoothing"):
+        PseudoLabelConfig(smoothing="bilateral")
+    assert PseudoLabelConfig(flow_preset="ultrafast-fs1").to_dict()["flow_preset"] == "ultrafast-fs1"

@@ -11,7 +11,9 @@ from cohesiv.responsibility.dataset import read_manifest
 def test_pseudolabel_command_with_dis_writes_a_dataset(tmp_path, capsys):
     clip, _, square = make_clip(tmp_path / "clip", step=(4, 1))
     out = tmp_path / "ds"
-    rc = main(["pseudolabel", str(clip), "--out", str(out), "--offsets", "1,2", "--viz"])
+    # fast: at 64x48 the default's half-resolution finest scale leaves too few patches
+    args = ["pseudolabel", str(clip), "--out", str(out), "--offsets", "1,2", "--dis-preset", "fast"]
+    rc = main([*args, "--viz"])
     err = capsys.readouterr().err
     assert rc == 0, err
     assert "samples written: 8" in err and "time per stage" in err
@@ -26,7 +28,7 @@ def test_pseudolabel_command_with_dis_writes_a_dataset(tmp_path, capsys):
     hand = region_mask(square(3), 64, 48)
     assert r[1][hand].mean() > 0.6 and r[1][~hand].mean() < 0.2  # DIS on a 64x48 texture: rough
     # a second run has nothing to do
-    assert main(["pseudolabel", str(clip), "--out", str(out), "--offsets", "1,2", "--quiet"]) == 0
+    assert main([*args, "--quiet"]) == 0
 
 
 def test_pseudolabel_command_errors_are_one_line_exit_2(tmp_path, capsys):
