@@ -181,6 +181,7 @@ def main() -> int:
     ap.add_argument(
         "--smoothing-radii", default="0.02", help="guided-filter radii (fractions of the diagonal)"
     )
+    ap.add_argument("--smoothing-kinds", default="guided", help="guided and/or superpixel")
     a = ap.parse_args()
     cv2.setNumThreads(1)
     import torch
@@ -213,8 +214,12 @@ def main() -> int:
             make, over, _ = VARIANTS[name]
             source = EstimatedFlow(make(), name)  # shared by the smoothing variants (one flow cache)
             radii = [float(r) for r in a.smoothing_radii.split(",")] if a.smoothing else []
-            for sm in ["none"] + [f"guided{r:g}" for r in radii]:
-                smooth = {} if sm == "none" else {"smoothing": "guided", "smoothing_radius": float(sm[6:])}
+            kinds = a.smoothing_kinds.split(",")
+            for sm in ["none"] + [f"{k}{r:g}" for k in kinds for r in radii]:
+                kind = sm.rstrip("0123456789.")
+                smooth = (
+                    {} if sm == "none" else {"smoothing": kind, "smoothing_radius": float(sm[len(kind) :])}
+                )
                 cfg = replace(base_cfg, **smooth, **over)
                 jobs[(name, sm)] = (make, cfg, False)
                 base = ResponsibilityBaseline(source, cfg)

@@ -111,14 +111,15 @@ def add_label_arguments(parser, offsets: str = "1,2,3", fb_flag: bool = True) ->
     parser.add_argument(
         "--smoothing",
         default="none",
-        choices=("none", "guided"),
-        help="edge-aware smoothing of the responsibility with a guided filter on the frame (thin/flat objects)",
+        choices=("none", "guided", "superpixel"),
+        help="edge-aware smoothing of the responsibility on the frame (guided filter or SLIC superpixel mean; "
+        "meant for thin/flat objects; lowered Pair on synthetic clips)",
     )
     parser.add_argument(
         "--smoothing-radius",
         type=float,
         default=0.02,
-        help="guided-filter radius, fraction of the image diagonal",
+        help="guided-filter radius / superpixel size, fraction of the image diagonal",
     )
 
 

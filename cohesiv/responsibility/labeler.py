@@ -29,7 +29,7 @@ from cohesiv.responsibility.maps import BACKGROUNDS, averaged_responsibility
 from cohesiv.responsibility.masks import HULL_DILATION, person_mask
 
 FLOW_SOURCES = ("dis", "raft", "gt")
-SMOOTHINGS = ("none", "guided")
+SMOOTHINGS = ("none", "guided", "superpixel")
 #: Guided-filter regularisation (guide in [0, 1]): edges weaker than about sqrt(eps) are smoothed over.
 GUIDED_EPS = 1e-3
 
@@ -55,10 +55,12 @@ class PseudoLabelConfig:
             keypoints (beyond [C]; see :func:`cohesiv.responsibility.masks.forearm_polygon`).
         object_threshold: responsibility threshold of the object mask (used by ``--viz`` only;
             training derives the object mask itself).
-        smoothing: ``"none"`` or ``"guided"``: edge-aware smoothing of the hands' responsibility
-            with a guided filter on the frame (beyond [C]; fills thin or textureless parts of
-            held objects whose flow is unreliable, see :func:`guided_smoothing`).
-        smoothing_radius: guided-filter radius as a fraction of the image diagonal.
+        smoothing: ``"none"``, ``"guided"`` or ``"superpixel"``: edge-aware smoothing of the
+            responsibility on the frame (beyond [C]; meant to fill thin or textureless parts of held
+            objects whose flow is unreliable): a guided filter (:func:`guided_smoothing`) or the
+            mean over SLIC superpixels (:func:`superpixel_pooling`). Off by default: on synthetic
+            clips both lowered Pair (bench/flow_labels.py --smoothing).
+        smoothing_radius: guided-filter radius / superpixel size, fraction of the image diagonal.
     """
 
     offsets: tuple[int, ...] = (-3, -2, -1, 1, 2, 3)
@@ -170,6 +172,35 @@ def guided_smoothing(
     return out
 
 
+def superpixel_pooling(
+    responsibility: np.ndarray, image: np.ndarray, size: int, iterations: int = 4
+) -> np.ndarray:
+    """Responsibility averaged over SLIC superpixels of the frame (OpenCV ``ximgproc``, SLICO).
+
+    A superpixel follows image edges, so a textureless region of an object takes the mean
+    responsibility of the superpixel it belongs to, and no responsibility crosses a strong edge.
+
+    Args:
+        responsibility: ``(N+1, H, W)`` float32, channel 0 background.
+        image: ``(H, W, 3)`` uint8 RGB frame.
+        size: superpixel side, pixels.
+        iterations: SLIC iterations.
+
+    Returns:
+        ``(N+1, H, W)`` float32, constant on each superpixel, summing to 1 over channels.
+    """
+    r = np.asarray(responsibility, np.float32)
+    lab = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2LAB)
+    slic = cv2.ximgproc.createSuperpixelSLIC(lab, cv2.ximgproc.SLICO, max(int(size), 2))
+    slic.iterate(iterations)
+    labels = slic.getLabels().ravel()
+    n = int(labels.max()) + 1
+    count = np.maximum(np.bincount(labels, minlength=n), 1).astype(np.float64)
+    flat = r.reshape(r.shape[0], -1)
+    means = np.stack([np.bincount(labels, weights=c, minlength=n) / count for c in flat]).astype(np.float32)
+    return means[:, labels].reshape(r.shape)
+
+
 def label_frame(
     flow: Callable[[int, int], np.ndarray],
     t: int,
@@ -231,12 +262,13 @@ def label_frame(
             method=config.homography,
             threshold=config.inlier_threshold,
         )
-        if config.smoothing == "guided":
+        if config.smoothing != "none":
             if image is None:
-                raise ValueError("smoothing='guided' needs the frame (image=)")
+                raise ValueError(f"smoothing={config.smoothing!r} needs the frame (image=)")
             w, h = size
             radius = max(1, int(round(config.smoothing_radius * float(np.hypot(w, h)))))
-            r = guided_smoothing(r, image, radius)
+            smooth = guided_smoothing if config.smoothing == "guided" else superpixel_pooling
+            r = smooth(r, image, radius)
     kept = [j for j, fo in enumerate(info["fitted_offsets"]) if fo]
     with stage("masks"):
         person = person_mask(

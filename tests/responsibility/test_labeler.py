@@ -99,3 +99,16 @@ def test_config_refuses_unknown_preset_and_smoothing():
     with pytest.raises(ValueError, match="smoothing"):
         PseudoLabelConfig(smoothing="bilateral")
     assert PseudoLabelConfig(flow_preset="ultrafast-fs1").to_dict()["flow_preset"] == "ultrafast-fs1"
+
+
+def test_superpixel_pooling_is_constant_on_flat_regions_and_sums_to_one():
+    from cohesiv.responsibility.labeler import superpixel_pooling
+
+    img = np.zeros((40, 40, 3), np.uint8)
+    img[10:30, 10:30] = 200
+    r = np.zeros((2, 40, 40), np.float32)
+    r[1, 10:30, 10:13] = 1
+    r[0] = 1 - r[1]
+    out = superpixel_pooling(r, img, size=10)
+    assert np.allclose(out.sum(0), 1, atol=1e-5)
+    assert out[1, 10:30, 20].mean() > 0 and out[1, :, :8].max() == 0  # spread inside, not outside
