@@ -177,6 +177,9 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=2, help="speed rounds (each variant keeps its fastest)")
     ap.add_argument("--min-fps", type=float, default=20.0, help="the default must label at least this fast")
     ap.add_argument("--no-quality", action="store_true", help="speed only")
+    ap.add_argument(
+        "--forearm", action="store_true", help="pseudo-labels with the forearm band (person mask)"
+    )
     ap.add_argument("--smoothing", action="store_true", help="also each variant with --smoothing guided")
     ap.add_argument(
         "--smoothing-radii", default="0.02", help="guided-filter radii (fractions of the diagonal)"
@@ -202,7 +205,7 @@ def main() -> int:
     tag = f"{a.size}_f{a.frames}_e{a.label_every}"
     for camera in a.cameras.split(","):
         bg = "homography" if camera == "moving" else "static"
-        base_cfg = PseudoLabelConfig(background=bg)
+        base_cfg = PseudoLabelConfig(background=bg, forearm=a.forearm)
         val = synth(work / f"{camera}_{tag}_val{a.val}", a.val, a.frames, a.size, 1000, camera, a.label_every)
         test = synth(
             work / f"{camera}_{tag}_test{a.test}", a.test, a.frames, a.size, 2000, camera, a.label_every
