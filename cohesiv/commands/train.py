@@ -118,6 +118,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--num-workers", type=int, help="data loader processes (default 0)%(default).0s")
     g.add_argument("--device", help="cpu, cuda, cuda:1 (default: CUDA when available)%(default).0s")
     g.add_argument(
+        "--channels-last",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="channels-last (NHWC) memory layout for the network (default on: faster on CPU)",
+    )
+    g.add_argument(
         "--threads",
         default="auto",
         metavar="N|auto",
@@ -131,7 +137,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 _FIELDS = (
     "size", "batch", "steps", "epochs", "lr", "weight_decay", "schedule", "warmup_steps", "val_fraction",
     "object_threshold", "w_resp", "w_emb", "seed", "save_every", "keep_every", "log_every", "image_every", "num_workers",
-    "device",
+    "device", "channels_last",
 )  # fmt: skip
 
 

@@ -80,6 +80,8 @@ class TrainConfig:
         sync_bn: use SyncBatchNorm in distributed GPU runs (batch statistics over the global batch);
             PyTorch's SyncBatchNorm is GPU-only, so CPU runs normalise over each process' share.
         device: "cpu", "cuda", "cuda:1", ... or None (CUDA when available).
+        channels_last: keep the network and its input in channels-last (NHWC) memory layout
+            (0.76x the time of a training step on this project's CPU, bench/levers.py).
         augment: augmentation parameters.
     """
 
@@ -111,6 +113,7 @@ class TrainConfig:
     w_emb: float = 1.0
     sync_bn: bool = True
     device: str | None = None
+    channels_last: bool = True
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:

@@ -335,6 +335,8 @@ def _train(cfg, ctx, resume, loss_fn, progress, stop_after, build_model) -> Trai
     if ctx.distributed and cfg.sync_bn and ctx.device.type == "cuda":  # SyncBatchNorm is GPU-only
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model.to(ctx.device)
+    if cfg.channels_last:  # NHWC: faster convolutions on CPU (oneDNN); the same maths
+        model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     step, plateau, epoch_sum = 0, PlateauState(), [0.0, 0]
@@ -419,6 +421,8 @@ def _train(cfg, ctx, resume, loss_fn, progress, stop_after, build_model) -> Trai
         it = iter(loader) if not stopped_early else iter(())
         for batch in it:
             batch: Batch = batch.to(ctx.device)
+            if cfg.channels_last:
+                batch.images = batch.images.contiguous(memory_format=torch.channels_last)
             lr = lr_at(step, total, cfg, plateau)
             for g in optimizer.param_groups:
                 g["lr"] = lr
