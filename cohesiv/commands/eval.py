@@ -149,7 +149,8 @@ def run(args: argparse.Namespace) -> int:
 
         with tempfile.TemporaryDirectory(prefix="cohesiv-gt-") as tmp:
             gt_args = argparse.Namespace(
-                **dict(vars(args), gt=None, data=labeled_clips_from_gt(args.gt, args.data, tmp))
+                **dict(vars(args), gt=None, data=labeled_clips_from_gt(args.gt, args.data, tmp)),
+                gt_source={"data": list(args.data), "gt": list(args.gt)},
             )
             return run(gt_args)
     if Path(args.out).is_dir():
@@ -158,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.threshold is not None and not math.isfinite(args.threshold):
         raise CohesivError(f"--threshold must be a finite number, got {args.threshold}")
-    config: dict = {"data": list(args.data)}
+    config: dict = getattr(args, "gt_source", None) or {"data": list(args.data)}
     if args.run is not None:
         if args.val or args.threshold is not None:
             raise CohesivError("--val and --threshold apply to --baseline, not to --run")

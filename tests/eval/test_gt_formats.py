@@ -137,6 +137,7 @@ def test_eval_cli_scores_coco_and_visor_gt_with_known_iou(make_clip, tmp_path, s
     )
     m = json.loads((tmp_path / "v.m").read_text())
     assert m["Pair"]["mIoU"] == pytest.approx(100.0) and m["n_images"] == 2
+    assert m["config"]["data"] == [str(frames)] and m["config"]["gt"] == [str(tmp_path / "v.json")]
 
 
 def test_gt_errors_name_the_file(make_clip, tmp_path, capsys):
