@@ -320,5 +320,8 @@ def format_table(metrics: dict, title: str | None = None) -> str:
     extra = f"images {metrics.get('n_images', 0)}, hands {metrics.get('n_hands', 0)}"
     if fo is not None and math.isfinite(fo):
         extra += f", false-object rate {fo:.1f}% of {metrics['Obj'].get('n_without_object', 0)} hands without object"
+    found = metrics.get("Obj", {}).get("object_found_rate")
+    if found is not None and math.isfinite(found):
+        extra += f", object found for {found:.1f}% of {metrics['Obj'].get('n', 0)} hands holding one"
     lines.append(extra)
     return "\n".join(lines)

@@ -11,7 +11,8 @@ the left hand, 4 object of the right hand, 5 object of both; 6-8 are background 
 * **Hand**: ground truth ``label == hand(s)`` (1 for left, 2 for right).
 * **Obj**: ground truth = the labels of the object that hand holds (left -> 3 and 5, right -> 4 and 5).
   Scored only for hands whose object is non-empty in the label; for the other hands the
-  ``false_object_rate`` is the fraction for which a non-empty object mask was predicted.
+  ``false_object_rate`` is the fraction for which a non-empty object mask was predicted, and for the
+  hands that hold one ``object_found_rate`` is that fraction (hand-level object recall).
 * **Pair**: hand ∪ object, for both the ground truth and the prediction.
 * **All** (one instance per image): labels 1-5 against the union of the predictions of every query.
 
@@ -197,6 +198,8 @@ class ImageStats:
         obj: ``(M, 3)`` for the M hands that hold an object.
         false_objects: ``(K - M,)`` bool, for the hands without an object: was a non-empty object
             mask predicted?
+        found_objects: ``(M,)`` bool, for the hands that hold an object: was a non-empty object mask
+            predicted (hand-level object recall)?
     """
 
     all: np.ndarray
@@ -204,6 +207,7 @@ class ImageStats:
     hand: np.ndarray
     obj: np.ndarray
     false_objects: np.ndarray
+    found_objects: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
 
 
 def image_stats(
@@ -257,6 +261,7 @@ def image_stats(
         hand=mask_stats(hand_masks, gt_hand).reshape(-1, 3),
         obj=mask_stats(object_masks[holds], gt_obj[holds]).reshape(-1, 3),
         false_objects=object_masks[~holds].any((1, 2)) if k else np.zeros(0, bool),
+        found_objects=object_masks[holds].any((1, 2)) if k else np.zeros(0, bool),
     )
 
 
@@ -269,8 +274,8 @@ def summarize(stats: Sequence[ImageStats]) -> dict:
     Returns:
         ``{"All": {...}, "Pair": {...}, "Hand": {...}, "Obj": {..., "false_object_rate"},
         "n_images", "n_hands"}``; each task holds ``mIoU, IoU, precision, recall, F1`` in percent
-        (see :func:`reduce_stats`) and ``n``, its number of instances. ``false_object_rate`` is
-        in percent too (NaN when every hand holds an object).
+        (see :func:`reduce_stats`) and ``n``, its number of instances. ``false_object_rate`` and
+        ``object_found_rate`` are in percent too (NaN when no hand is of their kind).
     """
 
     def cat(name: str) -> np.ndarray:
@@ -286,6 +291,8 @@ def summarize(stats: Sequence[ImageStats]) -> dict:
     }
     out["Obj"]["false_object_rate"] = 100.0 * float(false_obj.mean()) if len(false_obj) else float("nan")
     out["Obj"]["n_without_object"] = int(len(false_obj))
+    found = np.concatenate([s.found_objects for s in stats]) if stats else np.zeros(0, bool)
+    out["Obj"]["object_found_rate"] = 100.0 * float(found.mean()) if len(found) else float("nan")
     out["n_images"] = len(stats)
     out["n_hands"] = int(len(cat("pair")))
     return out

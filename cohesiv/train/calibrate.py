@@ -463,6 +463,7 @@ def search_held(
             "mean4": float(np.nanmean([m[t]["mIoU"] for t in ("All", "Pair", "Hand", "Obj")])),
             "false_object_rate": float(m["Obj"]["false_object_rate"]),
             "Obj_recall": float(m["Obj"]["recall"]),
+            "object_found_rate": float(m["Obj"]["object_found_rate"]),
             "Obj_mIoU": float(m["Obj"]["mIoU"]),
         }
 

@@ -153,3 +153,21 @@ def test_image_stats_transposed_masks_are_refused():
     lab = _scene()  # 4x6
     with pytest.raises(ValueError, match="hand_masks must have shape"):
         image_stats(lab, ["left", "right"], [None, None], np.zeros((2, 6, 4)), np.zeros((2, 4, 6)))
+
+
+def test_object_found_rate_is_hand_level_object_recall():
+    from cohesiv.eval.metrics import HOSMeter
+
+    label = np.zeros((4, 8), np.uint8)
+    label[:, :2] = 1  # left hand holding an object
+    label[:, 2:4] = 3
+    label[:, 6:] = 2  # right hand, empty
+    meter = HOSMeter()
+    hands = np.stack([label == 1, label == 2]).astype(np.uint8)
+    none = np.zeros_like(hands)
+    meter.add(label, ["left", "right"], [None, None], hands, none)  # no object predicted
+    obj = none.copy()
+    obj[0, 0, 2] = obj[1, 0, 5] = 1  # one object pixel each
+    meter.add(label, ["left", "right"], [None, None], hands, obj)
+    m = meter.result()["Obj"]
+    assert m["object_found_rate"] == 50.0 and m["false_object_rate"] == 50.0 and m["n"] == 2
