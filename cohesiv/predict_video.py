@@ -163,7 +163,8 @@ def frame_record(t: int, pred: Any, hand_ids: list[str], file_name: str | None =
     own = hands & pred.hand_masks.astype(bool) if k else hands
     scores = [float(pred.scores[i][own[i]].mean()) if own[i].any() else 0.0 for i in range(k)]
     held_p = pred.held_probability if pred.held_probability is not None else np.full(k, np.nan)
-    holds = pred.holds if pred.holds is not None else objects.reshape(k, -1).any(1)
+    drawn = objects.any((1, 2))  # an object left visible in the label
+    holds = drawn if pred.holds is None else np.asarray(pred.holds, bool) & drawn
     anns = hand_annotations(
         t,
         t * ANN_STRIDE + 1,
