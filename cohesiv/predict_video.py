@@ -228,7 +228,9 @@ def predict_clip(
     n_expected = listed_frames(reader)
     out = Path(out)
     parts = out / PARTS
-    state = dict(state, clip=str(Path(clip).resolve()), frames=n_expected, size=list(reader.size))
+    state = dict(
+        state, clip=str(Path(clip).resolve()), frames=n_expected, size=list(reader.size), chunk=chunk
+    )
     if (parts / STATE).is_file():
         old = json.loads((parts / STATE).read_text(encoding="utf-8"))
         if old != json.loads(json.dumps(state)):

@@ -132,6 +132,8 @@ def test_resume_after_interruption_gives_the_same_outputs(run_dir, clip, hands_f
     # another setting is refused instead of mixing two jobs
     with pytest.raises(Exception, match="unfinished prediction with other settings"):
         predict_clip(predictor, clip, out, dying, state={"x": 2}, chunk=3, progress=False)
+    with pytest.raises(Exception, match=r"other settings \(chunk\)"):
+        predict_clip(predictor, clip, out, dying, state={"x": 1}, chunk=2, progress=False)
     calls.clear()
     summary = predict_clip(
         predictor,
