@@ -16,7 +16,9 @@ recovers forearms that move unlike the hand when the run was trained on pseudo-l
 'cohesiv pseudolabel --forearm') and keeps it only if it raises that mIoU by at least half a point
 (--no-grow: never). Last it tries opening the object masks with a disc (open_o, a fraction of the
 image's longer side; removes the thin rims of false object that a moving empty hand leaves) under the
-same rule (--no-open: never). With --flip, every size is also calibrated with the test-time flip
+same rule (--no-open: never). Then it fits the held-object model ("holds nothing": a per-hand
+probability that the hand holds an object, from the read-out) on the validation hands and chooses its
+threshold like the others; prediction drops the object mask of a hand below it (--no-held: never). With --flip, every size is also calibrated with the test-time flip
 (the mirrored image's maps averaged in), kept when it wins by half a point. The result is written to RUN/calibration.json, which 'cohesiv predict' and
 'cohesiv eval' use.
 
@@ -78,6 +80,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="also calibrate with the test-time flip (the mirrored image's maps averaged in; twice the "
         "prediction cost) and keep it when it raises the validation mIoU by at least half a point",
     )
+    p.add_argument(
+        "--no-held",
+        action="store_true",
+        help="do not fit the held-object model (hands never said to hold nothing)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -113,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         grow=not args.no_grow,
         opening=not args.no_open,
         flip=args.flip,
+        held=not args.no_held,
         tolerance=args.tolerance,
         progress=not args.no_progress,
     )
@@ -137,4 +145,14 @@ def run(args: argparse.Namespace) -> int:
         f"validation mIoU All {m['All']['mIoU']:.1f} Pair {m['Pair']['mIoU']:.1f} "
         f"Hand {m['Hand']['mIoU']:.1f} Obj {m['Obj']['mIoU']:.1f} ({m['n_images']} images, {m['n_hands']} hands)"
     )
+    fit = doc.get("held_object_fit") or {}
+    if "after" in fit:
+        b, a = fit["before"], fit["after"]
+        print(
+            f"held-object threshold p={fit['threshold']:g}: validation false-object rate "
+            f"{b['false_object_rate']:.1f} -> {a['false_object_rate']:.1f}%, object found "
+            f"{b['object_found_rate']:.1f} -> {a['object_found_rate']:.1f}% of holding hands"
+        )
+    elif fit.get("skipped"):
+        print(f"no held-object model: {fit['skipped']}")
     return 0
