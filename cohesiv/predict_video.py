@@ -224,6 +224,8 @@ def predict_clip(
     Raises:
         CohesivError: ``out`` holds a job with another state; an unreadable clip.
     """
+    if chunk < 1:
+        raise ValueError(f"chunk must be >= 1, got {chunk}")
     reader = FrameReader(clip)
     n_expected = listed_frames(reader)
     out = Path(out)
