@@ -6,7 +6,9 @@ For every clip, runs ``cohesiv predict CLIP --detect-hands`` in a fresh process 
 ``/usr/bin/time -v`` and prints its frames, ms per frame (predict pass and overlay pass, as the command
 reports them), wall time, peak RSS, and the overlay's frame count decoded back with PyAV. With
 ``--long``, the first clip is looped (forward then backward) into synthetic clips of those lengths,
-to show that memory does not grow with the clip's length.
+to show that memory does not grow with the clip's length. With ``--tracking``, it also counts, per
+real clip, the frames where MediaPipe gives two hands the same side and the frame-to-frame side flips,
+per frame (MediaPipe alone) and after the tracking that ``predict --detect-hands`` applies.
 """
 
 from __future__ import annotations
@@ -65,13 +67,51 @@ def measure(run: str, clip: Path, out: Path) -> dict:
     return dict(summary, wall_s=wall, peak_rss_mb=rss / 1024, overlay_decoded=decoded)
 
 
+def side_consistency(clip: Path) -> dict:
+    """Same-side pairs and side flips of MediaPipe's hands, per frame and tracked (cohesiv.hands.track_hands)."""
+    from cohesiv.hands.detector import FRAME_STEP_MS, HandDetector
+    from cohesiv.hands.tracking import track_hands
+    from cohesiv.io import FrameReader
+
+    with HandDetector(video=True) as det:
+        raw = {
+            t: det.detect_raw(im, timestamp_ms=t * FRAME_STEP_MS) for t, im in enumerate(FrameReader(clip))
+        }
+    tracked = track_hands(raw)
+
+    def counts(sides: list[list]) -> tuple[int, int]:
+        dup = sum(len(s) != len(set(s)) for s in sides)
+        flips = sum(len(a) == len(b) > 0 and sorted(a) != sorted(b) for a, b in zip(sides, sides[1:]))
+        return dup, flips
+
+    per_frame = counts([[d.side for d in raw[t]] for t in sorted(raw)])
+    after = counts([[h.side for h in tracked[t]] for t in sorted(tracked)])
+    return {
+        "frames": len(raw),
+        "hands": sum(map(len, raw.values())),
+        "per_frame": per_frame,
+        "tracked": after,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", required=True)
     ap.add_argument("clips", nargs="+", type=Path)
     ap.add_argument("--long", default="", help="lengths of looped synthetic clips, e.g. 100,1000")
     ap.add_argument("--work", type=Path, default=Path("/tmp/cohesiv-bench-predict"))
+    ap.add_argument(
+        "--tracking", action="store_true", help="also count side conflicts with and without tracking"
+    )
     args = ap.parse_args()
+    if args.tracking:
+        print("frames with two hands of one side / side flips between frames (equal hand counts)")
+        for clip in args.clips:
+            c = side_consistency(clip)
+            print(
+                f"{clip.name[:47]:<48}{c['frames']:>4} frames {c['hands']:>4} hands: "
+                f"per frame {c['per_frame'][0]} / {c['per_frame'][1]}, tracked {c['tracked'][0]} / {c['tracked'][1]}"
+            )
     args.work.mkdir(parents=True, exist_ok=True)
     clips = list(args.clips)
     for n in [int(v) for v in args.long.split(",") if v]:
