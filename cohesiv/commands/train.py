@@ -16,8 +16,10 @@ saved atomically every --save-every steps and at the end), log.jsonl, train.log 
       --encoder-weights se_resnext50.pth             # the paper's recipe (plateau schedule)
   torchrun --nproc_per_node=2 -m cohesiv train --data ds --out runs/ddp --batch 8   # 2 processes
 
-Defaults are for CPU (EfficientNet-Lite0 with bundled ImageNet weights, 256x256 crops, AdamW lr 1e-3 with cosine decay). Options left unset
-take the preset's value, then the default; with --resume, the run's saved config.
+Defaults are for CPU (EfficientNet-Lite0 with bundled ImageNet weights, F = A = 32, query/key heads at
+1/4 resolution, 128x128 crops, batch 8, AdamW lr 1e-3 with warm-up and cosine decay, channels-last,
+--threads auto): the fastest measured way past the pseudo-labels (bench/time_to_beat.py). Options left
+unset take the preset's value, then the default; with --resume, the run's saved config.
 """
 
 
@@ -51,9 +53,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "(the default for other encoders), or a local checkpoint file (.pth/.safetensors; never "
         "downloaded)%(default).0s",
     )
-    g.add_argument("--embed-dim", type=int, metavar="F", help="embedding channels (default 64)%(default).0s")
     g.add_argument(
-        "--head-dim", type=int, metavar="A", help="query/key head channels (default 64)%(default).0s"
+        "--embed-dim", type=int, metavar="F", help="embedding channels (default 32; paper 64)%(default).0s"
+    )
+    g.add_argument(
+        "--head-dim",
+        type=int,
+        metavar="A",
+        help="query/key head channels (default 32; paper preset 64)%(default).0s",
     )
     g.add_argument(
         "--head-stride",
@@ -61,7 +68,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="S",
         help="run the query/key heads and the responsibility loss on Z average-pooled by S (1, 2, 4; "
         "1 = full resolution, the paper's and --preset paper's); the scores are upsampled for "
-        "prediction (default 1)%(default).0s",
+        "prediction (default 4)%(default).0s",
     )
     g.add_argument(
         "--plain-embedding",
@@ -76,7 +83,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="temperature of the normalised embedding loss (default 0.1)",
     )
     g = p.add_argument_group("optimisation")
-    g.add_argument("--size", type=int, help="square crop side, a multiple of 32 (default 256)%(default).0s")
+    g.add_argument("--size", type=int, help="square crop side, a multiple of 32 (default 128)%(default).0s")
     g.add_argument("--batch", type=int, help="global batch size (default 8)%(default).0s")
     s = g.add_mutually_exclusive_group()
     s.add_argument("--steps", type=int, help="optimisation steps (default 1000 unless --epochs)%(default).0s")

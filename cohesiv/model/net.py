@@ -86,9 +86,11 @@ class ModelConfig:
     Attributes:
         encoder_name: any segmentation_models_pytorch encoder, e.g. ``"resnet18"`` (CPU default) or
             ``"se_resnext50_32x4d"`` (the paper's), or a timm encoder as ``"tu-<name>"``.
-        embed_dim: F, channels of the embedding Z (64 in the paper).
-        head_dim: A, channels of the query and key heads (64; not published).
-        head_stride: the query and key heads run on Z average-pooled by this factor (1, 2, 4, ...; 1 is
+        embed_dim: F, channels of the embedding Z (CPU default 32; 64 in the paper and ``--preset paper``).
+        head_dim: A, channels of the query and key heads (CPU default 32; 64 with ``--preset paper``;
+            not published).
+        head_stride: the query and key heads run on Z average-pooled by this factor (CPU default 4:
+            the same test mIoU in less time than 1, bench/time_to_beat.py; 1, 2, 4, ...; 1 is
             the paper's full resolution); the scores are upsampled bilinearly to the input size where a
             full-resolution map is needed (prediction), and training compares them with pooled
             responsibilities (see :func:`cohesiv.model.total_loss`). Runs saved without this field
@@ -108,9 +110,9 @@ class ModelConfig:
     """
 
     encoder_name: str = DEFAULT_ENCODER
-    embed_dim: int = 64
-    head_dim: int = 64
-    head_stride: int = 1
+    embed_dim: int = 32
+    head_dim: int = 32
+    head_stride: int = 4
     encoder_weights: str | None = AUTO
     input_norm: str = AUTO
     normalize_embedding: bool = True

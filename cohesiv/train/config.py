@@ -36,7 +36,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 #: Model values of the presets (``ModelConfig`` fields), applied unless given on the command line.
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {"head_stride": 1},  # the query/key heads at full resolution, as in the paper
+    # the query/key heads at full resolution and F = 64, as in the paper (A = 64: not published)
+    "paper": {"head_stride": 1, "embed_dim": 64, "head_dim": 64},
 }
 
 #: Fields that must agree between a run folder and a ``--resume`` of it.
@@ -88,7 +89,7 @@ class TrainConfig:
     data: tuple[str, ...]
     out: str
     model: ModelConfig = field(default_factory=ModelConfig)
-    size: int = 256
+    size: int = 128
     batch: int = 8
     steps: int | None = None
     epochs: int | None = None

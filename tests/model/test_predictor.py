@@ -21,7 +21,7 @@ from cohesiv.model import (
 )
 from cohesiv.model.predictor import resolve_sides
 
-CFG = ModelConfig(encoder_name="resnet18", embed_dim=8, head_dim=8)
+CFG = ModelConfig(encoder_name="resnet18", embed_dim=8, head_dim=8, head_stride=1)
 
 
 @pytest.fixture(scope="module")
