@@ -203,6 +203,7 @@ class HandDetector:
             )
         if max_hands < 1:
             raise ValueError(f"max_hands must be >= 1, got {max_hands}")
+        self.max_hands = int(max_hands)
         try:
             import mediapipe as mp
             from mediapipe.tasks.python import BaseOptions, vision
@@ -325,12 +326,14 @@ class HandDetector:
                 out.append(Detection(points=pts, box=box, side=d.side, score=d.score))
         return merge_detections(out)
 
-    def detect(self, image: np.ndarray, timestamp_ms: int | None = None) -> list[Hand]:
+    def detect(self, image: np.ndarray, timestamp_ms: int | None = None, *, crops: bool = True) -> list[Hand]:
         """Detect hands in one image.
 
         Args:
             image: ``(H, W, 3)`` uint8 RGB.
             timestamp_ms: see :meth:`detect_raw`.
+            crops: in IMAGE mode, when fewer than ``max_hands`` hands were found, a second pass on
+                2x2 overlapping crops (:meth:`detect_crops`), as :func:`detect_hands` does for clips.
 
         Returns:
             One :class:`cohesiv.io.Hand` per hand: up to 21 landmark points ``(N, 2)`` in pixels
@@ -339,7 +342,10 @@ class HandDetector:
             ``query`` = mean of the points. Ids are the side (or ``"hand<k>"``) within this frame
             only; use :func:`detect_hands` for ids stable across a clip.
         """
-        return track_hands({0: self.detect_raw(image, timestamp_ms)})[0]
+        found = self.detect_raw(image, timestamp_ms)
+        if crops and not self.video and len(found) < self.max_hands:
+            found = merge_detections(self.detect_crops(image), keep=found)[: self.max_hands]
+        return track_hands({0: found})[0]
 
 
 def detect_hands(
