@@ -54,6 +54,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--detect-hands", action="store_true", help="detect hands with MediaPipe (the default)")
     g.add_argument("--viz", metavar="DIR", help="write one picture per image: ground truth, model, hull")
+    g.add_argument(
+        "--window",
+        type=float,
+        metavar="F",
+        help="predict each hand in a window of F times its size around its points, so that it is "
+        "at the scale the network was trained at (default 4; 0: the whole image at once)",
+    )
     parser.add_argument(
         "--gt",
         nargs="+",
@@ -115,9 +122,15 @@ def _run_images(args: argparse.Namespace) -> int:
         hands_file=args.hands,
         device=args.device,
         viz=args.viz,
+        window=args.window,
         progress=not args.quiet,
     )
-    result["config"] = {"images": str(args.images), "run": args.run, "hands": result.pop("hands")}
+    result["config"] = {
+        "images": str(args.images),
+        "run": args.run,
+        "hands": result.pop("hands"),
+        "window": result.pop("window"),
+    }
     write_metrics(args.out, result)
     if not args.quiet:
         print(format_image_table(result, f"{args.images}" + (f", run {args.run}" if args.run else "")))

@@ -403,6 +403,7 @@ def run_image_eval(
     hands_file: str | Path | None = None,
     device: str | None = None,
     viz: str | Path | None = None,
+    window: float | None = None,
     progress: bool = True,
 ) -> dict:
     """Score a trained run (if given) and the hull floor on an image set.
@@ -414,10 +415,14 @@ def run_image_eval(
             MediaPipe's hand landmarker on each image (IMAGE mode).
         device: torch device of the model.
         viz: folder for one picture per image (:func:`image_panel`), or None.
+        window: predict each hand in a window of this many times its size around its points
+            (:func:`cohesiv.model.windows.predict_in_hand_windows`); 0 for the whole image; None for
+            :data:`cohesiv.model.windows.DEFAULT_WINDOW_FACTOR`.
         progress: tqdm bar on stderr.
 
     Returns:
-        :func:`evaluate_image_set`'s dictionary, with ``"hands"`` saying where the hands came from.
+        :func:`evaluate_image_set`'s dictionary, with ``"hands"`` saying where the hands came from
+        and ``"window"`` the window factor (0: whole image).
     """
     from contextlib import ExitStack
 
@@ -428,9 +433,15 @@ def run_image_eval(
     if run is not None:
         from cohesiv.eval.runner import model_predict_fn
         from cohesiv.model import Predictor
+        from cohesiv.model.windows import DEFAULT_WINDOW_FACTOR, predict_in_hand_windows
 
-        model_fn = model_predict_fn(Predictor.from_run(run, device=device))
-        methods["model"] = lambda image, hands: model_fn(image, hands, None)
+        window = DEFAULT_WINDOW_FACTOR if window is None else float(window)
+        predictor = Predictor.from_run(run, device=device)
+        if window > 0:
+            methods["model"] = lambda image, hands: predict_in_hand_windows(predictor, image, hands, window)
+        else:
+            model_fn = model_predict_fn(predictor)
+            methods["model"] = lambda image, hands: model_fn(image, hands, None)
     with ExitStack() as stack:
         if hands_file is not None:
             per_image = hands_for_images(read_hands(hands_file), image_set, hands_file)
@@ -453,6 +464,7 @@ def run_image_eval(
 
         out = evaluate_image_set(image_set.path, methods, hands, progress=progress, on_image=write_panel)
     out["hands"] = source
+    out["window"] = window if run is not None else None
     return out
 
 
