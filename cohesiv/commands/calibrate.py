@@ -102,7 +102,7 @@ def _size_list(text: str) -> list[int]:
 def run(args: argparse.Namespace) -> int:
     """Calibrate and print the thresholds and validation metrics."""
     from cohesiv.errors import CohesivError
-    from cohesiv.train.calibrate import calibrate_run
+    from cohesiv.eval.calibrate import calibrate_run
 
     if args.samples <= 0:
         raise CohesivError(f"--samples must be positive, got {args.samples}")

@@ -39,6 +39,7 @@ from cohesiv.model.net import (
     sample_at_points,
 )
 from cohesiv.model.predictor import Prediction, Predictor, compose_label, readout
+from cohesiv.model.readout import Readout
 from cohesiv.model.weights import load_encoder_weights, read_state_dict
 
 __all__ = [
@@ -56,6 +57,7 @@ __all__ = [
     "NetOutput",
     "Prediction",
     "Predictor",
+    "Readout",
     "ResponsibilityLoss",
     "build_loss",
     "check_run_config",

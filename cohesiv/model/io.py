@@ -26,6 +26,7 @@ from torch import nn
 from cohesiv.errors import CohesivError, InputError
 from cohesiv.io.atomic import atomic_path, atomic_write_text
 from cohesiv.model.net import CohesivNet, ModelConfig, build_model
+from cohesiv.model.readout import OPTIONAL_THRESHOLD_NAMES, THRESHOLD_NAMES
 
 #: Version of the run-folder layout. Readers refuse a run with another ``run_format`` in its
 #: ``config.yaml`` (a run without the key predates it and is read as format 1).
@@ -34,10 +35,6 @@ RUN_FORMAT = 1
 CONFIG_FILE = "config.yaml"
 CHECKPOINT_DIR = "checkpoints"
 CALIBRATION_FILE = "calibration.json"
-THRESHOLD_NAMES = ("tau_h", "tau_o", "tau_r")
-#: Optional thresholds (absent: that step of the read-out is off): ``tau_g`` grows hands through person
-#: pixels; ``open_o`` opens the object masks (radius as a fraction of the image's longer side).
-OPTIONAL_THRESHOLD_NAMES = ("tau_g", "open_o")
 PROTOTYPE_NAMES = ("person", "object")
 
 

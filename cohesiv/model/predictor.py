@@ -3,8 +3,9 @@
 :class:`Predictor` wraps a trained :class:`~cohesiv.model.CohesivNet` (co-tracker's predictor idea):
 it resizes the image so its longer side is ``size``, rescales the query points, pads to a multiple of
 32, runs the network under ``torch.no_grad`` in eval mode (restoring the caller's mode afterwards),
-unpads and resizes the maps back to the image. The read-out (COHESIV section 3.2) is a pure function,
-:func:`readout`, and the EgoHOS label composition is :func:`compose_label`.
+unpads and resizes the maps back to the image. The read-out (COHESIV section 3.2) is
+:class:`cohesiv.model.readout.Readout` (its ``apply``; :func:`readout` is its threshold rule), and the
+EgoHOS label composition is :func:`compose_label`.
 
 Read-out, per query k (``S_k`` the score map, ``Z`` the embedding):
 
@@ -35,10 +36,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -47,9 +47,24 @@ from cohesiv._checks import check_shape
 from cohesiv.io.labels import compose_label
 from cohesiv.model.held import HeldObjectModel, apply_held
 from cohesiv.model.net import SIZE_MULTIPLE, CohesivNet, normalize_images, sample_at_points
+from cohesiv.model.readout import THRESHOLD_NAMES, Readout, grow_hands, open_objects, opening_radius
 
-#: Thresholds used when a run has prototypes but no calibrated thresholds.
-DEFAULT_THRESHOLDS = {"tau_h": 0.5, "tau_o": 0.5, "tau_r": 0.5}
+__all__ = [
+    "DEFAULT_SIZE",
+    "DEFAULT_THRESHOLDS",
+    "Prediction",
+    "Predictor",
+    "Readout",
+    "compose_label",
+    "grow_hands",
+    "open_objects",
+    "opening_radius",
+    "readout",
+    "resolve_sides",
+]
+
+#: Thresholds used when a run has prototypes but no calibrated thresholds (:class:`Readout`'s defaults).
+DEFAULT_THRESHOLDS = Readout().thresholds()
 #: Longer image side fed to the network when neither the caller nor the run config says otherwise.
 DEFAULT_SIZE = 384
 
@@ -116,101 +131,19 @@ def readout(
     thresholds: Mapping[str, float] | None,
     mode: str = "calibrated",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Hand and object masks from scores and prototype similarities (pure; see the module docstring).
+    """Hand and object masks from scores and prototype similarities: :meth:`Readout.masks`.
 
     Args:
         scores: ``(K, H, W)`` S_k in [0, 1].
         person_sim: ``(H, W)`` cosine similarity to the person prototype.
         object_sim: ``(H, W)`` cosine similarity to the object prototype.
         thresholds: ``{"tau_h", "tau_o", "tau_r"}``; None means :data:`DEFAULT_THRESHOLDS`.
-        mode: "calibrated" (all three thresholds), "nearest-prototype" (``S > tau_r``, split by the closer
-            prototype) or "query-prototype" (hand: ``person_sim > tau_h``; object: the rest of ``S > tau_r``).
+        mode: "calibrated", "nearest-prototype" or "query-prototype" (:mod:`cohesiv.model.readout`).
 
     Returns:
         ``(hand (K, H, W) bool, object (K, H, W) bool)``, disjoint for each k.
     """
-    t = dict(DEFAULT_THRESHOLDS if thresholds is None else thresholds)
-    moving = scores > t["tau_r"]
-    if mode == "calibrated":
-        hand = moving & (person_sim > t["tau_h"])[None]
-        obj = moving & (object_sim > t["tau_o"])[None] & ~hand
-    elif mode == "nearest-prototype":
-        hand = moving & (person_sim >= object_sim)[None]
-        obj = moving & ~hand
-    elif mode == "query-prototype":
-        hand = moving & (person_sim > t["tau_h"])[None]
-        obj = moving & ~hand
-    else:
-        raise ValueError(f"unknown read-out mode {mode!r}")
-    return hand, obj
-
-
-def grow_hands(
-    hand: np.ndarray, obj: np.ndarray, scores: np.ndarray, person_sim: np.ndarray, tau_g: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Grow each hand mask into the connected person-like pixels it touches (beyond [C]).
-
-    The score S_k follows motion, so it is low on parts of the arm that move unlike the hand (a
-    forearm turning about the elbow). The embedding knows them as person when training used a
-    forearm-aware person mask. Each connected component (8-neighbourhood) of ``person_sim > tau_g``
-    that touches ``hand_k`` is added to it; a pixel claimed by several hands goes to the one with
-    the highest score there. Person pixels are then removed from every object mask.
-
-    Args:
-        hand: ``(K, H, W)`` bool/{0, 1} hand masks of :func:`readout`.
-        obj: ``(K, H, W)`` object masks.
-        scores: ``(K, H, W)`` S_k.
-        person_sim: ``(H, W)`` cosine similarity to the person prototype.
-        tau_g: person-similarity threshold of the grown region.
-
-    Returns:
-        ``(hand, obj)`` ``(K, H, W)`` bool, disjoint for each k.
-    """
-    hand = np.asarray(hand, bool)
-    obj = np.asarray(obj, bool)
-    k = len(hand)
-    if k == 0:
-        return hand, obj
-    region = (np.asarray(person_sim) > tau_g) | hand.any(0)
-    n, comp = cv2.connectedComponents(region.astype(np.uint8), connectivity=8)
-    claims = np.zeros((k, n), bool)  # claims[i, c]: hand i touches component c
-    for i in range(k):
-        claims[i, np.unique(comp[hand[i]])] = True
-    claims[:, 0] = False  # label 0 is outside the region
-    claimed = claims[:, comp]  # (K, H, W)
-    contested = claimed.sum(0) > 1
-    if contested.any():
-        best = np.argmax(np.where(claimed, np.asarray(scores), -np.inf), axis=0)
-        claimed &= ~contested[None] | (np.arange(k)[:, None, None] == best[None])
-    grown = hand | claimed
-    return grown, obj & ~grown.any(0)[None]
-
-
-def open_objects(obj: np.ndarray, radius: float) -> np.ndarray:
-    """Morphological opening of each object mask with a disc of ``radius`` pixels (beyond [C]).
-
-    S_k blurs at the edges of a moving hand, so a hand that holds nothing still gets a rim of object
-    pixels a few pixels wide around it (false objects). An opening removes every part of a mask that
-    a disc of this radius does not fit in, and keeps the rest unchanged.
-
-    Args:
-        obj: ``(K, H, W)`` bool/{0, 1} object masks.
-        radius: disc radius in pixels; below 0.5 nothing changes.
-
-    Returns:
-        ``(K, H, W)`` bool.
-    """
-    obj = np.asarray(obj, bool)
-    r = int(round(float(radius)))
-    if r < 1 or obj.size == 0:
-        return obj
-    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-    return np.stack([cv2.morphologyEx(o.astype(np.uint8), cv2.MORPH_OPEN, disc) > 0 for o in obj])
-
-
-def opening_radius(open_o: float, shape: Sequence[int]) -> float:
-    """The opening radius in pixels of ``open_o`` (a fraction of the longer side of ``shape``)."""
-    return float(open_o) * max(int(shape[-1]), int(shape[-2]))
+    return Readout.from_thresholds(thresholds, mode).masks(scores, person_sim, object_sim)
 
 
 def _pad_to_multiple(x: torch.Tensor, multiple: int = SIZE_MULTIPLE) -> torch.Tensor:
@@ -279,16 +212,10 @@ class Predictor:
             if p.shape[1] != model.embed_dim:
                 raise ValueError(f"prototypes have {p.shape[1]} channels, the model embeds {model.embed_dim}")
             self.prototypes = F.normalize(p, dim=1).to(self.device)
+        #: the calibrated read-out (:class:`Readout`), or None (no thresholds: the defaults, 0.5).
+        self.readout = None if thresholds is None else Readout.from_thresholds(thresholds)
         self.thresholds = (
-            None if thresholds is None else {k: float(thresholds[k]) for k in DEFAULT_THRESHOLDS}
-        )
-        #: threshold of :func:`grow_hands` (None: off); only used with calibrated thresholds.
-        self.tau_g = (
-            None if thresholds is None or thresholds.get("tau_g") is None else float(thresholds["tau_g"])
-        )
-        #: object opening radius as a fraction of the image's longer side (:func:`open_objects`; None: off).
-        self.open_o = (
-            None if thresholds is None or thresholds.get("open_o") is None else float(thresholds["open_o"])
+            None if self.readout is None else {k: getattr(self.readout, k) for k in THRESHOLD_NAMES}
         )
 
     @classmethod
@@ -464,23 +391,12 @@ class Predictor:
                 maps = F.interpolate(maps, size=(h, w), mode="bilinear", align_corners=False)
             maps = maps[0]
             scores_o, person_sim, object_sim = maps[:k].clamp(0, 1), maps[k], maps[k + 1]
-            hand, obj = readout(scores_o, person_sim, object_sim, self.thresholds, mode)
-            hand_np, obj_np = hand.cpu().numpy(), obj.cpu().numpy()
-            if self.tau_g is not None and mode == "calibrated":
-                hand_np, obj_np = grow_hands(
-                    hand_np,
-                    obj_np,
-                    scores_o.float().cpu().numpy(),
-                    person_sim.float().cpu().numpy(),
-                    self.tau_g,
-                )
-            if self.open_o is not None and mode == "calibrated":
-                obj_np = open_objects(obj_np, opening_radius(self.open_o, (h, w)))
+            ro = replace(self.readout or Readout(), mode=mode)
+            hand_np, obj_np = ro.apply(scores_o, person_sim, object_sim)
             scores_np, osim_np = scores_o.float().cpu().numpy(), object_sim.float().cpu().numpy()
             held = self.held if mode == "calibrated" else None
-            tau_r = self.thresholds["tau_r"] if self.thresholds is not None else 0.5
             psim_np = person_sim.float().cpu().numpy()
-            obj_np, held_p, holds = apply_held(hand_np, obj_np, scores_np, psim_np, osim_np, tau_r, held)
+            obj_np, held_p, holds = apply_held(hand_np, obj_np, scores_np, psim_np, osim_np, ro.tau_r, held)
             hand_np, obj_np = hand_np.astype(np.uint8), obj_np.astype(np.uint8)
             return Prediction(
                 hand_masks=hand_np,

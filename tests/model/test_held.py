@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from cohesiv.eval.calibrate import ValFrame, frame_metrics, search_held
 from cohesiv.model.held import FEATURES, HeldObjectModel, apply_held, fit_logistic, held_features
-from cohesiv.train.calibrate import ValFrame, frame_metrics, search_held
 
 H, W = 24, 40
 

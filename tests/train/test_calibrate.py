@@ -5,8 +5,7 @@ import pytest
 from train_fixtures import HAND_RGB, OBJECT_RGB, write_dataset, write_labeled_clip
 
 from cohesiv.errors import CohesivError
-from cohesiv.io.labels import LEFT_HAND, LEFT_OBJECT, RIGHT_HAND
-from cohesiv.train.calibrate import (
+from cohesiv.eval.calibrate import (
     ValFrame,
     frame_metrics,
     iou_of_counts,
@@ -16,6 +15,7 @@ from cohesiv.train.calibrate import (
     search_thresholds,
     union_counts,
 )
+from cohesiv.io.labels import LEFT_HAND, LEFT_OBJECT, RIGHT_HAND
 from cohesiv.train.data import PseudoLabelDataset
 
 
@@ -110,7 +110,7 @@ def test_grid_matches_the_eval_metrics_at_every_tested_point(objective):
 def test_search_lets_the_four_tasks_decide_within_the_tolerance(monkeypatch):
     # All/Pair barely move with the hand/object split; Hand and Obj do. Triple 0 is best on All by 0.2
     # but calls the objects hand; triple 1 is within the tolerance and much better on Hand and Obj.
-    import cohesiv.train.calibrate as cal
+    import cohesiv.eval.calibrate as cal
 
     grids = {
         "All": np.array([70.0, 69.8]).reshape(2, 1, 1),
@@ -172,7 +172,11 @@ def test_calibrate_command_end_to_end(tmp_path):
     )
     assert rc == 0
     doc = json.loads((tmp_path / "run" / "calibration.json").read_text())
-    assert {"tau_h", "tau_o", "tau_r"} <= set(doc["thresholds"]) <= {"tau_h", "tau_o", "tau_r", "tau_g", "open_o"}
+    assert (
+        {"tau_h", "tau_o", "tau_r"}
+        <= set(doc["thresholds"])
+        <= {"tau_h", "tau_o", "tau_r", "tau_g", "open_o"}
+    )
     assert len(doc["prototypes"]["person"]) == 8 and "off" in doc["growth"]
     assert doc["val_metrics"]["n_images"] == 2 and doc["samples"] == {"person": 40, "object": 40}
     assert doc["objective_mIoU"] == pytest.approx(doc["val_metrics"]["All"]["mIoU"])
@@ -228,7 +232,7 @@ def _forearm_frame():
 
 
 def test_search_growth_switches_on_only_when_it_helps():
-    from cohesiv.train.calibrate import search_growth
+    from cohesiv.eval.calibrate import search_growth
 
     frames = [_forearm_frame()]
     th, best = search_thresholds(frames, "Pair")
@@ -269,7 +273,7 @@ def test_open_objects_removes_thin_rims_and_keeps_blobs():
 
 
 def test_search_opening_switches_on_only_when_it_helps():
-    from cohesiv.train.calibrate import search_opening
+    from cohesiv.eval.calibrate import search_opening
 
     frames = [_rim_frame()]
     th = {"tau_h": 0.5, "tau_o": 0.5, "tau_r": 0.5}
@@ -283,3 +287,11 @@ def test_search_opening_switches_on_only_when_it_helps():
     assert after["Obj"]["false_object_rate"] == pytest.approx(0.0)
     # a frame without rims: opening does not help, it stays off
     assert search_opening([_frame()], {"tau_h": 0.5, "tau_o": 0.5, "tau_r": 0.5}, "Pair")[0] is None
+
+
+def test_old_import_path_is_the_moved_module():
+    import cohesiv.eval.calibrate as new
+    import cohesiv.train.calibrate as old
+    from cohesiv.train.calibrate import calibrate_run
+
+    assert old is new and calibrate_run is new.calibrate_run
