@@ -28,6 +28,7 @@ background; masks ``(H, W)`` or ``(K, H, W)`` uint8 {0, 1}.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,9 +38,11 @@ import cv2
 import numpy as np
 
 from cohesiv._checks import check_shape
+from cohesiv.errors import InputError
 from cohesiv.eval.driver import FrameContext, HOSPrediction, iter_scored_frames
 from cohesiv.eval.metrics import HOSMeter, all_gt, mask_stats, reduce_stats
 from cohesiv.io import Hand
+from cohesiv.io.dataset import clip_name, read_manifest, read_sample, sample_id, sidecar_path
 from cohesiv.responsibility.labeler import PseudoLabelConfig, label_frame, usable_offsets
 
 #: Default frame offsets of [C] (±1, ±2, ±3) for the responsibility baseline.
@@ -308,23 +311,16 @@ class PseudoLabelDataset:
     grid = RESPONSIBILITY_GRID
 
     def __init__(self, dataset: str | Path) -> None:
-        from cohesiv.responsibility.dataset import read_manifest
-
         self.root = Path(dataset)
         self._by_clip = {}
         for e in read_manifest(self.root):
             self._by_clip[(str(Path(e["clip"]).resolve()), int(e["frame"]))] = e
 
     def _entry(self, clip: Path, t: int) -> dict | None:
-        import json
-
-        from cohesiv.errors import InputError
-        from cohesiv.responsibility.dataset import clip_name, sample_id
-
         e = self._by_clip.get((str(Path(clip).resolve()), int(t)))
         if e is not None:
             return e
-        side = self.root / "samples" / f"{sample_id(clip_name(Path(clip)), t)}.json"
+        side = sidecar_path(self.root, sample_id(clip_name(Path(clip)), t))
         if not side.is_file():
             raise InputError(
                 self.root, f"no pseudo-label sample for {clip} frame {t} (looked for {side.name})"
@@ -334,17 +330,13 @@ class PseudoLabelDataset:
 
     def maps(self, image: np.ndarray, hands: Sequence[Hand], context: FrameContext) -> dict:
         """The sample's responsibility re-ordered to ``hands`` ``(K+1, H, W)`` and its person mask."""
-        from cohesiv.errors import InputError
-
         h, w = image.shape[:2]
         r = np.zeros((len(hands) + 1, h, w), np.float32)
         r[0] = 1
         entry = self._entry(context.clip.path, context.t)
         if entry is None:
             return {"responsibility": r, "person": np.zeros((h, w), np.uint8)}
-        with np.load(self.root / entry["sample"]) as z:
-            resp = z["responsibility"].astype(np.float32)
-            person = z["person"].astype(np.uint8)
+        resp, person, _ = read_sample(self.root / entry["sample"])
         if resp.shape[1:] != (h, w):
             raise InputError(
                 self.root / entry["sample"],

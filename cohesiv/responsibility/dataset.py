@@ -1,6 +1,7 @@
 """The pseudo-label dataset writer (the I/O layer of ``cohesiv pseudolabel``).
 
-Layout of a dataset folder (docs/INTERFACES.md)::
+The format (ids, manifest, sample ``.npz``, quantisation) is owned by :mod:`cohesiv.io.dataset`; its
+names stay importable from here. Layout of a dataset folder (docs/LAYOUT.md)::
 
     dataset.json            the config that made the labels (a re-run must match it)
     manifest.jsonl          one line per finished sample (rebuilt from the sidecars at the end of each run)
@@ -30,7 +31,7 @@ import json
 import shutil
 import time
 from collections import Counter
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,15 +39,43 @@ import numpy as np
 
 from cohesiv.errors import CohesivError, InputError
 from cohesiv.io.atomic import atomic_path, atomic_write_bytes, atomic_write_text
+from cohesiv.io.dataset import (
+    DATASET_FILE,
+    DATASET_VERSION,
+    RESPONSIBILITY_STEPS,
+    clip_name,
+    image_file,
+    quantize,
+    read_manifest,
+    rebuild_manifest,
+    sample_file,
+    sample_id,
+    save_npz,
+    sidecar_path,
+    write_sample,
+)
 from cohesiv.io.frames import FrameReader
 from cohesiv.io.hands import HandTracks, check_tracks_match_clip
 from cohesiv.io.images import read_image
 from cohesiv.responsibility.labeler import FLOW_SOURCES, PseudoLabelConfig, label_frame, usable_offsets
 from cohesiv.responsibility.masks import object_mask
 
-__all__ = ["FLOW_SOURCES", "ClipSource", "PseudoLabelConfig", "Summary", "read_manifest", "write_dataset"]
+__all__ = [
+    "DATASET_VERSION",
+    "FLOW_SOURCES",
+    "RESPONSIBILITY_STEPS",
+    "ClipSource",
+    "PseudoLabelConfig",
+    "Summary",
+    "clip_name",
+    "quantize",
+    "read_manifest",
+    "rebuild_manifest",
+    "sample_id",
+    "save_npz",
+    "write_dataset",
+]
 
-DATASET_VERSION = 1
 
 #: A flow source: ``flow_fn(frame_a, frame_b, a, b) -> (2, H, W)`` float32 flow from frame index
 #: ``a`` to frame index ``b`` of the current clip (frames are ``(H, W, 3)`` uint8 RGB).
@@ -195,68 +224,9 @@ def parse_shard(text: str | None) -> tuple[int, int]:
     return i, n
 
 
-def clip_name(path: Path) -> str:
-    """Name of a clip in sample ids: the stem of the file or folder, made filename-safe."""
-    stem = path.name if path.is_dir() else path.stem
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)
-    return safe or "clip"
-
-
-def sample_id(clip: str, frame: int) -> str:
-    """Sample id of frame ``frame`` of clip ``clip`` (sorts by clip, then frame)."""
-    return f"{clip}_{frame:06d}"
-
-
-def read_manifest(dataset: str | Path) -> list[dict]:
-    """Read ``manifest.jsonl`` of a dataset folder as a list of dicts (one per sample).
-
-    Raises:
-        InputError: no manifest, or a malformed line (file and line named).
-    """
-    path = Path(dataset) / "manifest.jsonl"
-    if not path.is_file():
-        raise InputError(dataset, "not a pseudo-label dataset (no manifest.jsonl)")
-    out = []
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise InputError(path, f"line {i}: invalid JSON ({e.msg})") from None
-    return out
-
-
-def rebuild_manifest(dataset: str | Path) -> int:
-    """Rewrite ``manifest.jsonl`` (atomically) from the finished samples' sidecars.
-
-    Safe to call from several shard workers: each writes a complete manifest of what is
-    finished at that moment.
-
-    Returns:
-        Number of samples in the manifest.
-    """
-    root = Path(dataset)
-    entries = []
-    for p in sorted((root / "samples").glob("*.json")):
-        if p.name.startswith(".tmp-"):
-            continue
-        try:
-            side = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            continue  # cannot happen with atomic writes; never let one file break the manifest
-        if side.get("skipped") or "entry" not in side:
-            continue
-        if not (root / side["entry"]["sample"]).is_file() or not (root / side["entry"]["image"]).is_file():
-            continue
-        entries.append(side["entry"])
-    text = "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in entries)
-    atomic_write_text(root / "manifest.jsonl", text)
-    return len(entries)
-
-
 def _check_dataset_json(root: Path, config: PseudoLabelConfig) -> bool:
     """Raise InputError when ``root/dataset.json`` holds another config; return whether it exists."""
-    path = root / "dataset.json"
+    path = root / DATASET_FILE
     if not path.is_file():
         return False
     want = config.to_dict()
@@ -282,7 +252,7 @@ def _write_dataset_json(root: Path, config: PseudoLabelConfig) -> None:
     text = json.dumps(
         {"version": DATASET_VERSION, "cohesiv": __version__, "config": config.to_dict()}, indent=2
     )
-    atomic_write_text(root / "dataset.json", text + "\n")
+    atomic_write_text(root / DATASET_FILE, text + "\n")
 
 
 def _remove_stale_temporaries(root: Path, sids: set[str]) -> None:
@@ -301,53 +271,7 @@ def _remove_stale_temporaries(root: Path, sids: set[str]) -> None:
 
 
 def _is_done(root: Path, sid: str) -> bool:
-    return (root / "samples" / f"{sid}.json").is_file()
-
-
-#: Responsibilities are stored rounded to multiples of 1 / RESPONSIBILITY_STEPS (then float16).
-RESPONSIBILITY_STEPS = 2048
-
-
-def quantize(responsibility: np.ndarray) -> np.ndarray:
-    """Round responsibilities to multiples of 1/2048 and cast to float16 for storage.
-
-    Float16 already has that spacing in [0.5, 1); rounding the small values too drops
-    mantissa noise nobody trains on, so the samples compress 30 % smaller and 2-3x faster.
-    Error <= 2.5e-4 per channel; channel sums stay within 1e-3 of 1.
-    """
-    r = np.asarray(responsibility, np.float32) * np.float32(RESPONSIBILITY_STEPS)
-    np.round(r, out=r)
-    r *= np.float32(1.0 / RESPONSIBILITY_STEPS)
-    if not r.size or not (r.min() >= 0 and r.max() <= 1):  # (NaN fails both tests)
-        return r.astype(np.float16)
-    # k / 2048 in [0, 1] is a normal float16 (or 0) whose mantissa fits in 10 bits: its float16
-    # bits are its float32 bits shifted by 13 with the exponent rebiased (127 -> 15), exactly
-    # what astype(float16) gives, ~8x faster (NumPy's cast is not vectorised)
-    bits = r.view(np.int32)
-    bits >>= 13
-    bits -= (127 - 15) << 10
-    np.maximum(bits, 0, out=bits)  # 0.0 (bits 0) went negative
-    return bits.astype(np.uint16).view(np.float16)
-
-
-def save_npz(path: str | Path, level: int = 1, stored: Collection[str] = (), **arrays: np.ndarray) -> None:
-    """Write arrays as a ``.npz`` (readable by ``np.load``), atomically.
-
-    Like ``np.savez_compressed`` but with a fast deflate level (1 instead of 6), and the arrays
-    named in ``stored`` written uncompressed (the responsibility maps: deflate halves them at
-    ~100 MB/s, the largest cost of writing a sample; the {0, 1} masks shrink 30-50x cheaply).
-    """
-    import zipfile
-
-    with atomic_path(path) as tmp:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=level) as z:
-            for name, a in arrays.items():
-                member: str | zipfile.ZipInfo = f"{name}.npy"
-                if name in stored:
-                    member = zipfile.ZipInfo(member, date_time=time.localtime()[:6])
-                    member.compress_type = zipfile.ZIP_STORED
-                with z.open(member, "w", force_zip64=True) as f:
-                    np.lib.format.write_array(f, np.asanyarray(a), allow_pickle=False)
+    return sidecar_path(root, sid).is_file()
 
 
 def _encode_png(image: np.ndarray) -> bytes:
@@ -590,7 +514,7 @@ def _write_sample(src, name, reader, t, hands, labels, root, config, summary, vi
     summary.camera_fallbacks += len(info["camera_fallbacks"])
     keep = labels.kept
     summary.hands_removed += len(hands) - len(keep)
-    side_path = root / "samples" / f"{sid}.json"
+    side_path = sidecar_path(root, sid)
     stats = {
         "offsets": info["offsets"],
         "fitted_offsets": [info["fitted_offsets"][j] for j in range(len(hands))],
@@ -609,8 +533,8 @@ def _write_sample(src, name, reader, t, hands, labels, root, config, summary, vi
         "id": sid,
         "clip": str(src.path),
         "frame": int(t),
-        "image": f"images/{sid}.png",
-        "sample": f"samples/{sid}.npz",
+        "image": image_file(sid),
+        "sample": sample_file(sid),
         "size": [int(w), int(h)],
         "hands": [
             {
@@ -629,13 +553,7 @@ def _write_sample(src, name, reader, t, hands, labels, root, config, summary, vi
                 shutil.copyfile(frame_file, tmp)
         else:
             atomic_write_bytes(root / entry["image"], _encode_png(image))
-        save_npz(
-            root / entry["sample"],
-            stored=("responsibility",),
-            responsibility=quantize(r),
-            person=labels.person,
-            valid=labels.valid,
-        )
+        write_sample(root / entry["sample"], r, labels.person, labels.valid)
     if viz:
         with _Timer(summary, "viz"):
             _write_viz(

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from cohesiv.errors import CohesivError, InputError
 from cohesiv.io import atomic_write_bytes, atomic_write_text, read_image
-from cohesiv.responsibility.dataset import quantize, read_manifest, rebuild_manifest, save_npz
+from cohesiv.io.dataset import quantize, read_manifest, rebuild_manifest, save_npz
 from cohesiv.responsibility.masks import hull_mask
 
 
