@@ -19,9 +19,7 @@ resize by ``s`` maps ``x`` to ``(x + 0.5) * s - 0.5`` (OpenCV's and ``align_corn
 
 from __future__ import annotations
 
-import json
 import zipfile
-import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +30,7 @@ import torch
 from torch import Tensor
 
 from cohesiv.errors import InputError
+from cohesiv.io.dataset import MANIFEST_FILE, iter_manifest, read_sample
 from cohesiv.io.images import read_image
 
 #: ImageNet normalisation of the network input.
@@ -176,14 +175,7 @@ class PseudoLabelDataset:
         e = self.entries[index]
         image = read_image(e.root / e.image)
         path = e.root / e.sample
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                resp = z["responsibility"].astype(np.float32)
-                person = z["person"].astype(np.uint8)
-                valid = z["valid"].astype(np.uint8) if "valid" in z else np.ones_like(person)
-        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
-            # a truncated or corrupt .npz (e.g. copied while being written)
-            raise InputError(path, f"cannot read pseudo-label sample ({type(err).__name__}: {err})") from None
+        resp, person, valid = read_sample(path)
         h, w = image.shape[:2]
         n = len(e.queries)
         if resp.shape != (n + 1, h, w) or person.shape != (h, w) or valid.shape != (h, w):
@@ -206,19 +198,10 @@ class PseudoLabelDataset:
 
 
 def _read_manifest(root: Path) -> list[_Entry]:
-    manifest = root / "manifest.jsonl"
-    if not root.is_dir():
-        raise InputError(root, "no such pseudo-label dataset folder")
-    if not manifest.is_file():
-        raise InputError(
-            root, "not a pseudo-label dataset (no manifest.jsonl); make one with 'cohesiv pseudolabel'"
-        )
+    manifest = root / MANIFEST_FILE
     out = []
-    for lineno, line in enumerate(manifest.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
+    for lineno, d in iter_manifest(root):
         try:
-            d = json.loads(line)
             hands = d.get("hands", [])
             queries = tuple((float(h["query"][0]), float(h["query"][1])) for h in hands)
             sides = tuple(h.get("side") for h in hands)
