@@ -11,7 +11,7 @@ Schema (version 1)::
 origin at the centre of the top-left pixel. Degenerate (collinear) points are read as they are:
 the responsibility stage drops such a hand for that frame and counts it, so one bad detection
 in hours of video does not reject the whole file. If only ``box`` is given, points are a grid inside
-it. ``query`` defaults to the mean of ``points``. ``id`` is stable across frames. ``side`` is as
+it (:func:`box_grid_points`). ``query`` defaults to the mean of ``points``. ``id`` is stable across frames. ``side`` is as
 seen in the (non-mirrored) image.
 """
 
@@ -94,6 +94,25 @@ class HandTracks:
         }
 
 
+def box_grid_points(box, n: int = 5, margin: float = 0.15) -> np.ndarray:
+    """Return an ``n*n`` grid of points inside ``box`` (the format's box-to-points rule).
+
+    Args:
+        box: ``(x1, y1, x2, y2)`` pixels (origin at the centre of the top-left pixel).
+        n: points per side.
+        margin: fraction of the box width/height left free at each border, so that points
+            fall on the hand rather than on the box's corners.
+
+    Returns:
+        ``(n*n, 2)`` float32 ``(x, y)`` points.
+    """
+    x1, y1, x2, y2 = (float(v) for v in box)
+    xs = np.linspace(x1 + margin * (x2 - x1), x2 - margin * (x2 - x1), n)
+    ys = np.linspace(y1 + margin * (y2 - y1), y2 - margin * (y2 - y1), n)
+    gx, gy = np.meshgrid(xs, ys)
+    return np.stack([gx.ravel(), gy.ravel()], 1).astype(np.float32)
+
+
 def _num(v, where: str, path) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
         raise InputError(path, f"{where}: expected a finite number, got {v!r}")
@@ -164,9 +183,6 @@ def parse_hands(data, path: str | Path | None = None) -> HandTracks:
             if pts is None or (isinstance(pts, list) and not pts and box is not None):
                 if box is None:
                     raise InputError(path, f"{where}: needs 'points' (>= 4) or a 'box'")
-                # imported here: cohesiv.hands imports this module (a top-level import is a cycle)
-                from cohesiv.hands.boxes import box_grid_points
-
                 points = box_grid_points(box)
             else:
                 if not isinstance(pts, list):
