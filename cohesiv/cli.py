@@ -10,26 +10,40 @@ the exit status is 2.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 from cohesiv import __version__
+from cohesiv.commands import (
+    calibrate,
+    composite,
+    demo,
+    flow,
+    hands,
+    predict,
+    pseudolabel,
+    synth,
+    train,
+)
+from cohesiv.commands import eval as eval_command
 from cohesiv.errors import CohesivError
 
-#: Subcommands in the order of the pipeline.
-COMMANDS = (
-    "demo",
-    "synth",
-    "flow",
-    "hands",
-    "pseudolabel",
-    "composite",
-    "train",
-    "calibrate",
-    "predict",
-    "eval",
-)
+#: Subcommand modules in the order of the pipeline.
+COMMAND_MODULES: dict[str, ModuleType] = {
+    "demo": demo,
+    "synth": synth,
+    "flow": flow,
+    "hands": hands,
+    "pseudolabel": pseudolabel,
+    "composite": composite,
+    "train": train,
+    "calibrate": calibrate,
+    "predict": predict,
+    "eval": eval_command,
+}
+#: Subcommand names in the order of the pipeline.
+COMMANDS = tuple(COMMAND_MODULES)
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -50,7 +64,7 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Return the top-level parser with every available subcommand."""
+    """Return the top-level parser with every subcommand."""
     parser = argparse.ArgumentParser(
         prog="cohesiv",
         description=(
@@ -62,13 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"cohesiv {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
-        try:
-            mod = importlib.import_module(f"cohesiv.commands.{name}")
-        except ModuleNotFoundError as e:
-            if e.name == f"cohesiv.commands.{name}":
-                continue  # not built yet
-            raise
+    for name, mod in COMMAND_MODULES.items():
         p = sub.add_parser(
             name, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP), formatter_class=_Formatter
         )
