@@ -1,28 +1,12 @@
-"""kill -9 at random points, resume, same result as an uninterrupted run (``bench/interrupt.py``).
+"""kill -9 at random points, resume, same result as an uninterrupted run (``tests/interrupt_cases.py``).
 
 The full runs (5 kills of ``cohesiv pseudolabel`` and of ``cohesiv train``, about 3 minutes) are
 marked slow; the default run kills ``pseudolabel`` twice on tiny clips (a few seconds: it does not
 import torch's training stack).
 """
 
-import importlib.util
-import sys
-from pathlib import Path
-
+import interrupt_cases as inter
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _load_bench():
-    spec = importlib.util.spec_from_file_location("cohesiv_bench_interrupt", REPO / "bench" / "interrupt.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-inter = _load_bench()
 
 
 def _assert_same_dataset(r):

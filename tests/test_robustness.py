@@ -1,16 +1,16 @@
 """Bad input to every subcommand: exit status 2, one line naming the file, never a traceback.
 
-The cases are those of ``bench/bad_inputs.py`` (the bench prints the full table); here they run
+The cases are in ``tests/bad_input_cases.py`` (``bench/bad_inputs.py`` imports them and prints the full table); here they run
 in-process through ``cohesiv.cli.main`` on a shared tiny clip / dataset / one-step run, plus two
 through a real subprocess. Malicious pickles must be refused without running their code.
 """
 
-import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import bad_input_cases as bad
 import numpy as np
 import pytest
 
@@ -18,18 +18,6 @@ from cohesiv.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
 
-
-def _load_bench():
-    spec = importlib.util.spec_from_file_location(
-        "cohesiv_bench_bad_inputs", REPO / "bench" / "bad_inputs.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses need the module registered
-    spec.loader.exec_module(mod)
-    return mod
-
-
-bad = _load_bench()
 
 #: Cases left out of the default run (slower; run with -m slow).
 SLOW = {
