@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from cohesiv.defaults import DEFAULT_DIS_PRESET, DIS_PRESET_NAMES
+
 HELP = "compute optical flow of a clip (.flo files + colour images)"
 DESCRIPTION = """\
 Compute optical flow between frames t and t+k of a clip (video file or image folder) and write
@@ -33,10 +35,9 @@ def _offsets(text: str) -> list[int]:
     return vals
 
 
-#: Kept here so that ``cohesiv --help`` does not import OpenCV; a test checks they equal
-#: ``cohesiv.flow.defaults``.
-PRESETS = ("ultrafast", "fast", "medium", "ultrafast-fs1", "fast-fs1")
-DEFAULT_PRESET = "ultrafast-fs1"
+#: The DIS presets and the default, from :mod:`cohesiv.defaults` (imports nothing: ``--help`` stays instant).
+PRESETS = DIS_PRESET_NAMES
+DEFAULT_PRESET = DEFAULT_DIS_PRESET
 
 
 def _write_png(path, image) -> None:

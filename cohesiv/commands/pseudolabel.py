@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from cohesiv.defaults import RESPONSIBILITY_TEMPERATURE
+
 HELP = "make a pseudo-label dataset (responsibility maps, person masks) from clips and hand points"
 DESCRIPTION = """\
 Label every frame that has hands with averaged responsibility maps [COHESIV Eq. 1-2] and
@@ -71,7 +73,9 @@ def add_label_arguments(parser, offsets: str = "1,2,3", fb_flag: bool = True) ->
         + ("" if offsets else "; the flow baseline: 1, the next frame")
         + ")",
     )
-    parser.add_argument("--temperature", type=float, default=2.0, help="softmax temperature, pixels")
+    parser.add_argument(
+        "--temperature", type=float, default=RESPONSIBILITY_TEMPERATURE, help="softmax temperature, pixels"
+    )
     parser.add_argument(
         "--background",
         default="static",

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from cohesiv.defaults import RESPONSIBILITY_TEMPERATURE
 from cohesiv.errors import CohesivError
 from cohesiv.eval.baselines import (
     EstimatedFlow,
@@ -53,7 +54,7 @@ def build_baseline(
     flow: str = "dis",
     raft_weights: str | Path | None = None,
     offsets: Sequence[int] | None = None,
-    temperature: float = 2.0,
+    temperature: float = RESPONSIBILITY_TEMPERATURE,
     background: str = "static",
     fb_check: bool | None = None,
     config: PseudoLabelConfig | None = None,

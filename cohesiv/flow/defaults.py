@@ -1,15 +1,8 @@
-"""Defaults of the flow stage that must be importable without torch (for the CLI's --help)."""
+"""Defaults of the flow stage that must be importable without torch (the DIS presets are in :mod:`cohesiv.defaults`)."""
 
-#: DIS presets: OpenCV's (``DISOPTICAL_FLOW_PRESET_*``), fastest first, then the tuned ones of
-#: ``cohesiv.flow.dis.DIS_TUNED``.
-DIS_PRESET_NAMES = ("ultrafast", "fast", "medium", "ultrafast-fs1", "fast-fs1")
+from cohesiv.defaults import DEFAULT_DIS_PRESET, DIS_PRESET_NAMES
 
-#: The preset used when none is given, chosen by what the flow does to the pseudo-labels per second
-#: (``bench/flow_labels.py``, 30 synthetic test clips per camera mode at 320x240): OpenCV's
-#: ultrafast preset down to finest scale 1. Thresholded-responsibility All mIoU 78.8 (static camera)
-#: / 81.0 (moving) against 70.7 / 69.8 for "fast" (the default until 2026-12), at 0.8x its labeled
-#: frames per second and 1.8x "medium"'s (``bench/pseudolabel.py --dis-presets``).
-DEFAULT_DIS_PRESET = "ultrafast-fs1"
+__all__ = ["DEFAULT_DIS_PRESET", "DEFAULT_RAFT_ITERS", "DIS_PRESET_NAMES", "RAFT_MODELS"]
 
 #: RAFT sizes (``torchvision.models.optical_flow.raft_small`` / ``raft_large``).
 RAFT_MODELS = ("small", "large")

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from cohesiv.defaults import DIS_PRESET_NAMES, RESPONSIBILITY_TEMPERATURE
 from cohesiv.responsibility.maps import BACKGROUNDS, averaged_responsibility
 from cohesiv.responsibility.masks import HULL_DILATION, person_mask
 
@@ -64,7 +65,7 @@ class PseudoLabelConfig:
     """
 
     offsets: tuple[int, ...] = (-3, -2, -1, 1, 2, 3)
-    temperature: float = 2.0
+    temperature: float = RESPONSIBILITY_TEMPERATURE
     background: str = "static"
     homography: str = "magsac"
     inlier_threshold: float = 1.5
@@ -93,8 +94,6 @@ class PseudoLabelConfig:
             raise ValueError(f"homography must be 'magsac' or 'dlt', got {self.homography!r}")
         if self.flow not in FLOW_SOURCES:
             raise ValueError(f"flow must be one of {FLOW_SOURCES}, got {self.flow!r}")
-        from cohesiv.flow.defaults import DIS_PRESET_NAMES
-
         if self.flow_preset is not None and self.flow_preset not in DIS_PRESET_NAMES:
             raise ValueError(f"DIS preset must be one of {DIS_PRESET_NAMES}, got {self.flow_preset!r}")
         if self.smoothing not in SMOOTHINGS:

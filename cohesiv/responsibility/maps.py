@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from cohesiv._checks import check_shape
+from cohesiv.defaults import RESPONSIBILITY_TEMPERATURE
 from cohesiv.flow.consistency import pixel_grid
 from cohesiv.responsibility.homography import (
     check_homography,
@@ -236,7 +237,7 @@ def fit_camera_homography(
 def responsibility_maps(
     flow: np.ndarray,
     hand_points: Sequence[np.ndarray],
-    temperature: float = 2.0,
+    temperature: float = RESPONSIBILITY_TEMPERATURE,
     background: str = "static",
     valid: np.ndarray | None = None,
     method: str = "magsac",
@@ -387,7 +388,7 @@ def averaged_responsibility(
     flows: Mapping[int, np.ndarray],
     hand_points: Sequence[np.ndarray],
     valids: Mapping[int, np.ndarray] | None = None,
-    temperature: float = 2.0,
+    temperature: float = RESPONSIBILITY_TEMPERATURE,
     background: str = "static",
     method: str = "magsac",
     threshold: float = 1.5,
