@@ -103,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
     """Calibrate and print the thresholds and validation metrics."""
     from cohesiv.errors import CohesivError
     from cohesiv.eval.calibrate import calibrate_run
+    from cohesiv.model.readout import Readout
 
     if args.samples <= 0:
         raise CohesivError(f"--samples must be positive, got {args.samples}")
@@ -139,9 +140,8 @@ def run(args: argparse.Namespace) -> int:
         tried = ", ".join(f"{k}: {v:.1f}" for k, v in doc["flip_sizes"].items())
         print(f"with the test-time flip: {tried}; {'kept' if doc['flip'] else 'not kept'}")
     print(
-        f"{args.run}/calibration.json (size {doc['size']}{', flip' if doc.get('flip') else ''}): tau_h={t['tau_h']:g} tau_o={t['tau_o']:g} tau_r={t['tau_r']:g} "
-        f"tau_g={'off' if t.get('tau_g') is None else format(t['tau_g'], 'g')} "
-        f"open_o={'off' if t.get('open_o') is None else format(t['open_o'], 'g')}; "
+        f"{args.run}/calibration.json (size {doc['size']}{', flip' if doc.get('flip') else ''}): "
+        f"{Readout.from_thresholds(t).summary()}; "
         f"validation mIoU All {m['All']['mIoU']:.1f} Pair {m['Pair']['mIoU']:.1f} "
         f"Hand {m['Hand']['mIoU']:.1f} Obj {m['Obj']['mIoU']:.1f} ({m['n_images']} images, {m['n_hands']} hands)"
     )

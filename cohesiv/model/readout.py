@@ -91,6 +91,11 @@ class Readout:
         )
         return out
 
+    def summary(self) -> str:
+        """The thresholds on one line, ``tau_h=0.9 tau_o=0.85 tau_r=0.35 tau_g=off open_o=off``."""
+        values = ((k, getattr(self, k)) for k in THRESHOLD_NAMES + OPTIONAL_THRESHOLD_NAMES)
+        return " ".join(f"{k}={'off' if v is None else format(v, 'g')}" for k, v in values)
+
     def masks(self, scores: Any, person_sim: Any, object_sim: Any) -> tuple[Any, Any]:
         """The threshold rule alone (no growing or opening), in the inputs' array library.
 

@@ -59,3 +59,8 @@ def test_growing_and_opening_apply_to_the_calibrated_mode_only():
 def test_unknown_mode_is_refused():
     with pytest.raises(ValueError, match="unknown read-out mode"):
         Readout(mode="nearest")
+
+
+def test_summary_is_the_line_calibrate_prints():
+    assert Readout(0.9, 0.85, 0.35).summary() == "tau_h=0.9 tau_o=0.85 tau_r=0.35 tau_g=off open_o=off"
+    assert Readout(0.1, 0.2, 0.3, tau_g=0.6, open_o=0.01).summary().endswith("tau_g=0.6 open_o=0.01")
