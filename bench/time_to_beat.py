@@ -156,6 +156,11 @@ def main() -> None:
         )
     else:
         print(f"not beaten within {a.steps} steps ({total:.0f} s of training)")
+    first_all = next((r for r in rows if r[3][0] > tr_all), None)
+    if first_all and first_all is not first:
+        print(
+            f"All alone beats TR from step {first_all[0]} ({first_all[1]:.0f} s wall, {first_all[2]:.0f} CPU s)"
+        )
     if eval_seconds:
         print(f"calibration + evaluation of the kept steps: {eval_seconds:.0f} s (not counted)")
 
