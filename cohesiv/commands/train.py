@@ -136,7 +136,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="N|auto",
         help="torch CPU threads. auto (default): $OMP_NUM_THREADS when set, else the CPUs this process "
         "may use (os.sched_getaffinity) minus the 1-minute load average, rounded, at least 1 -- on a "
-        "CPU shared with other jobs, one thread per core is several times slower than fewer threads",
+        "CPU shared with other jobs, one thread per core is several times slower than fewer threads; "
+        "the count is written to train.log",
     )
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -199,9 +200,7 @@ def run(args: argparse.Namespace) -> int:
     from cohesiv.train import train
 
     cfg = build_config(args)
-    threads, why = set_threads(args.threads)
-    if cfg.device in (None, "cpu"):
-        print(f"torch threads: {threads} ({why})", file=sys.stderr)
+    set_threads(args.threads)  # the count is in train.log's start line
     result = train(cfg, resume=args.resume, progress=not args.no_progress)
     import os
 
