@@ -36,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--preset",
         choices=["paper"],
-        help="named recipe: paper = batch 10, lr 1e-2, plateau schedule%(default).0s",
+        help="named recipe: paper = batch 10, lr 1e-2, plateau schedule, full-resolution heads, F = A = 64%(default).0s",
     )
     g = p.add_argument_group("model")
     g.add_argument(
