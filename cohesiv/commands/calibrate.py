@@ -81,6 +81,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "prediction cost) and keep it when it raises the validation mIoU by at least half a point",
     )
     p.add_argument(
+        "--no-relative-scores",
+        action="store_true",
+        help="fit the score threshold on S_k as the network gives it; by default each S_k is divided by "
+        "its value at its own query point first, so that a map that sags on unfamiliar images keeps its hand",
+    )
+    p.add_argument(
         "--no-held",
         action="store_true",
         help="do not fit the held-object model (hands never said to hold nothing)",
@@ -122,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
         opening=not args.no_open,
         flip=args.flip,
         held=not args.no_held,
+        relative_scores=not args.no_relative_scores,
         tolerance=args.tolerance,
         progress=not args.no_progress,
     )

@@ -593,6 +593,7 @@ def calibrate_run(
     flip: bool = False,
     held: bool = True,
     tolerance: float = TOLERANCE,
+    relative_scores: bool = True,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Compute the prototypes and thresholds of a run and write ``RUN/calibration.json``.
@@ -620,6 +621,8 @@ def calibrate_run(
             size, and keep it when its best objective beats the best without by at least half a
             point (it doubles the cost of prediction).
         held: also fit the held-object model and its threshold (:func:`search_held`; "holds nothing").
+        relative_scores: fit (and predict) on scores relative to the score at the query point
+            (:class:`cohesiv.model.Predictor` ``relative_scores``); recorded in the calibration.
         progress: progress bars on stderr.
 
     Returns:
@@ -645,10 +648,18 @@ def calibrate_run(
                 base, ds, samples=samples, object_threshold=cfg.object_threshold, seed=seed, progress=progress
             )
             if not val_clips:  # no labels at all: prototypes only (the nearest-prototype read-out)
-                doc = {"prototype_data": datasets, "samples": used, "size": sz, "val_clips": []}
+                doc = {
+                    "prototype_data": datasets,
+                    "samples": used,
+                    "size": sz,
+                    "val_clips": [],
+                    "relative_scores": relative_scores,
+                }
                 write_calibration(run, protos, None, **doc)
                 return dict(doc, prototypes={k: v.tolist() for k, v in protos.items()}, thresholds=None)
-            predictor = Predictor(model, prototypes=protos, size=sz, device=device, flip=fl)
+            predictor = Predictor(
+                model, prototypes=protos, size=sz, device=device, flip=fl, relative_scores=relative_scores
+            )
             frames = collect_val_frames(predictor, val_clips, progress=progress)
             thresholds, best = search_thresholds(frames, objective, tolerance=tolerance)
             fits.append((best, sz, fl, protos, used, frames, thresholds))
@@ -680,6 +691,7 @@ def calibrate_run(
         "sizes": {str(f[1]): f[0] for f in fits if not f[2]},
         "flip": use_flip,
         "flip_sizes": {str(f[1]): f[0] for f in fits if f[2]},
+        "relative_scores": relative_scores,
         "grid": dict(zip(THRESHOLD_NAMES, (list(GRID_H), list(GRID_O), list(GRID_R)))),
         "growth": growth,
         "opening": opened,

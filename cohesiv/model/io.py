@@ -230,12 +230,15 @@ class Calibration:
             uses it unless told otherwise), or None (older files: the run's training size).
         flip: the maps were fitted with the test-time flip (:class:`cohesiv.model.Predictor`), so
             prediction uses it too.
+        relative_scores: the thresholds were fitted on scores relative to the score at the query
+            (:class:`cohesiv.model.Predictor` ``relative_scores``); False for older files.
     """
 
     prototypes: dict[str, np.ndarray] | None
     thresholds: dict[str, float] | None
     size: int | None = None
     flip: bool = False
+    relative_scores: bool = False
 
 
 def read_calibration(run_dir: str | os.PathLike) -> Calibration | None:
@@ -280,7 +283,10 @@ def read_calibration(run_dir: str | os.PathLike) -> Calibration | None:
     flip = data.get("flip", False)
     if not isinstance(flip, bool):
         raise InputError(path, f"'flip' must be true or false, got {flip!r}")
-    return Calibration(protos, ths, size, flip)
+    relative = data.get("relative_scores", False)
+    if not isinstance(relative, bool):
+        raise InputError(path, f"'relative_scores' must be true or false, got {relative!r}")
+    return Calibration(protos, ths, size, flip, relative)
 
 
 def write_calibration(

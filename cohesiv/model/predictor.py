@@ -101,6 +101,10 @@ class Prediction:
     holds: np.ndarray | None = None
 
 
+#: ``relative_scores`` never divides by less than this (a query on a map that is all but empty stays so).
+RELATIVE_SCORE_FLOOR = 0.2
+
+
 def resolve_sides(queries: np.ndarray, sides: Sequence[str | None] | None, width: int) -> list[str]:
     """Fill unknown sides from the image half of the query (left half -> "left").
 
@@ -174,6 +178,11 @@ class Predictor:
             normalised). Twice the network cost; ``cohesiv calibrate --flip`` decides on validation clips.
         held: held-object model (:class:`cohesiv.model.held.HeldObjectModel`): per-hand probability
             and the "holds nothing" decision, or None.
+        relative_scores: divide each S_k by its value at hand k's own query point (at least
+            :data:`RELATIVE_SCORE_FLOOR`), clamped to [0, 1] (beyond [C]). The query lies on the hand,
+            so S_k there should be near 1; on images unlike the training data the whole map can sag
+            below tau_r and the mask vanish. Recorded by ``cohesiv calibrate``, whose thresholds are
+            fitted on the same scores.
 
     Example:
         >>> pred = Predictor.from_run("runs/cup")  # doctest: +SKIP
@@ -192,8 +201,10 @@ class Predictor:
         device: torch.device | str | None = None,
         flip: bool = False,
         held: HeldObjectModel | None = None,
+        relative_scores: bool = False,
     ) -> None:
         self.model = model
+        self.relative_scores = bool(relative_scores)
         #: the held-object model (:mod:`cohesiv.model.held`); used with calibrated thresholds only.
         self.held = held
         self.flip = bool(flip)
@@ -253,6 +264,7 @@ class Predictor:
             device=device,
             flip=cal is not None and cal.flip,
             held=_held_from_run(run_dir) if cal is not None else None,
+            relative_scores=cal is not None and cal.relative_scores,
         )
 
     @property
@@ -374,6 +386,9 @@ class Predictor:
             zc, scores = self._forward(x, pts)  # (F, h, w) unit vectors, (K, h, w)
             if scores is None:
                 scores = zc.new_zeros(0, rh, rw)
+            elif self.relative_scores and k:
+                at_query = sample_at_points(scores[None], pts)[0].diagonal()  # (K,): S_k at query k
+                scores = (scores / at_query.clamp(min=RELATIVE_SCORE_FLOOR)[:, None, None]).clamp(0, 1)
             if self.prototypes is not None:
                 protos = self.prototypes.to(zc.dtype)
                 mode = "calibrated" if self.thresholds is not None else "nearest-prototype"

@@ -387,3 +387,26 @@ def test_predictor_applies_open_o_from_the_calibration(tmp_path):
     expected = open_objects(plain.object_masks, opening_radius(0.05, image.shape[:2]))
     assert (opened.object_masks == expected).all() and (opened.hand_masks == plain.hand_masks).all()
     assert opened.object_masks.sum() < plain.object_masks.sum()
+
+
+def test_relative_scores_divide_by_the_score_at_the_query(model, tmp_path):
+    from cohesiv.model.predictor import RELATIVE_SCORE_FLOOR
+
+    img = _image(64, 96, seed=2)
+    q = [(10.0, 20.0), (50.0, 33.0)]  # integer pixels: the score there is the map's value
+    plain = Predictor(model).predict(img, q).scores.astype(np.float64)
+    rel = Predictor(model, relative_scores=True).predict(img, q).scores.astype(np.float64)
+    for k, (x, y) in enumerate(q):
+        at = max(plain[k, int(y), int(x)], RELATIVE_SCORE_FLOOR)
+        np.testing.assert_allclose(rel[k], np.clip(plain[k] / at, 0, 1), atol=1e-5)
+        if plain[k, int(y), int(x)] >= RELATIVE_SCORE_FLOOR:
+            assert rel[k, int(y), int(x)] == pytest.approx(1.0, abs=1e-5)
+    # recorded by the calibration, read back by from_run (older files: off)
+    run = tmp_path / "run"
+    save_run_model(run, model, CFG, state={"step": 1})
+    (run / "config.yaml").write_text(yaml.safe_dump({"model": CFG.to_dict(), "train": {"size": 64}}))
+    protos = {"person": np.ones(8), "object": -np.ones(8)}
+    write_calibration(run, protos, {"tau_h": 0.1, "tau_o": 0.1, "tau_r": 0.5})
+    assert not Predictor.from_run(run).relative_scores
+    write_calibration(run, protos, {"tau_h": 0.1, "tau_o": 0.1, "tau_r": 0.5}, relative_scores=True)
+    assert Predictor.from_run(run).relative_scores
