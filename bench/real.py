@@ -178,9 +178,9 @@ def main() -> None:
     ap.add_argument("--synth-clips", type=int, default=24, help="synthetic training clips (16 frames each)")
     ap.add_argument("--val-clips", type=int, default=6, help="labeled synthetic clips for calibration")
     ap.add_argument("--test-clips", type=int, default=10, help="labeled synthetic test clips (0: none)")
-    ap.add_argument("--composites", type=int, default=0, help="composited real samples (cohesiv composite)")
+    ap.add_argument("--composites", type=int, default=300, help="composited real samples (cohesiv composite)")
     ap.add_argument("--steps", type=int, default=600)
-    ap.add_argument("--train-size", type=int, default=192)
+    ap.add_argument("--train-size", type=int, default=160)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--train-args", default="", help="extra 'cohesiv train' options")
     ap.add_argument(
