@@ -59,6 +59,7 @@ class DemoConfig:
         calibrate_sizes: network input sizes tried by the calibration (the best on the validation
             clips is kept); None: the training size and the clips' longer side.
         forearm: add the forearm band to the pseudo-labels' person mask (21-keypoint hands).
+        calibrate_objective: the validation mIoU the read-out thresholds maximise ("All" or "Pair").
         video_every: pseudo-label every this many frames of the real video.
         real_images: real image sets with masks to score the model on (None: those found by
             :func:`cohesiv.eval.images.find_image_sets`; empty: none).
@@ -78,6 +79,7 @@ class DemoConfig:
     embed_dim: int = 32
     head_dim: int = 32
     forearm: bool = True
+    calibrate_objective: str = "All"
     calibrate_sizes: tuple[int, ...] | None = None
     video_every: int = 2
     real_images: tuple[Path, ...] | None = None
@@ -217,7 +219,9 @@ def run_demo(cfg: DemoConfig, *, say: Callable[[str], None] = print, progress: b
         # training crops show objects larger than a whole frame resized to the crop size, so the
         # calibration also tries the clips' own size (128 -> 192 raised the demo's All mIoU by ~30 points)
         sizes = cfg.calibrate_sizes or (cfg.train_size, _round32(max(cfg.size)))
-        calib = calibrate_run(run, val_clips, size=sizes, progress=progress)
+        calib = calibrate_run(
+            run, val_clips, size=sizes, objective=cfg.calibrate_objective, progress=progress
+        )
         if len(calib.get("sizes", {})) > 1:
             tried = ", ".join(f"{k}: {v:.1f}" for k, v in calib["sizes"].items())
             say(

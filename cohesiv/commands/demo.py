@@ -36,6 +36,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "those of $COHESIV_DATA or shared/data beside the checkout; none with --quick)",
     )
     p.add_argument("--no-real-images", action="store_true", help="do not score on real image sets")
+    p.add_argument(
+        "--threads",
+        default="auto",
+        metavar="N|auto",
+        help="torch CPU threads (as cohesiv train --threads; auto: $OMP_NUM_THREADS, else the free CPUs)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
 
     from cohesiv.demo import DemoConfig, default_video, run_demo
     from cohesiv.errors import InputError
+    from cohesiv.threads import set_threads
 
     video = None
     if not args.no_video:
@@ -78,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
     elif args.quick:
         kw["real_images"] = ()
     cfg = DemoConfig(out=Path(args.out), video=video, seed=args.seed, **kw)
+    n, why = set_threads(args.threads)
+    print(f"[demo] torch threads: {n} ({why})", file=sys.stderr)
     res = run_demo(cfg, say=lambda m: print(m, file=sys.stderr, flush=True), progress=sys.stderr.isatty())
     print("\nSummary (mIoU %, held-out synthetic clips):")
     for name, m in res.metrics.items():
