@@ -95,6 +95,7 @@ def test_write_composites_is_a_trainable_dataset_and_resumes(tmp_path):
         np.testing.assert_allclose(s.responsibility.sum(0), 1.0, atol=2e-3)
         x, y = np.round(s.queries[-1]).astype(int)
         assert s.responsibility[-1, y, x] == 1.0  # the pasted hand's query lies on its paste
+
     def arrays():
         out_ = {}
         for p in sorted((out / "samples").glob("*.npz")):
