@@ -25,9 +25,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from cohesiv.errors import CohesivError, InputError
+from cohesiv.errors import CohesivError
 from cohesiv.io import atomic_write_bytes, atomic_write_text, read_image
-from cohesiv.io.dataset import quantize, read_manifest, rebuild_manifest, save_npz
+from cohesiv.io.dataset import quantize, read_manifest, read_sample, rebuild_manifest, save_npz
 from cohesiv.responsibility.masks import hull_mask
 
 
@@ -176,15 +176,7 @@ def composite(
 
 def _load(src: _Source) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     image = read_image(src.root / src.entry["image"])
-    path = src.root / src.entry["sample"]
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            r = z["responsibility"].astype(np.float32)
-            person = z["person"].astype(np.uint8)
-            valid = z["valid"].astype(np.uint8) if "valid" in z else np.ones_like(person)
-    except (OSError, KeyError, ValueError, EOFError) as e:
-        raise InputError(path, f"cannot read pseudo-label sample ({type(e).__name__}: {e})") from None
-    return image, r, person, valid
+    return (image, *read_sample(src.root / src.entry["sample"]))
 
 
 def _make_one(sources: Sequence[_Source], rng: np.random.Generator, cfg: CompositeConfig):
