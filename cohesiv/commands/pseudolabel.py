@@ -113,6 +113,12 @@ def add_label_arguments(parser, offsets: str = "1,2,3", fb_flag: bool = True) ->
         help="person mask: add a forearm band from the wrist away from the fingers (21 MediaPipe keypoints)",
     )
     parser.add_argument(
+        "--separate-hands",
+        action="store_true",
+        help="inside one hand's dilated hull (and no other's), give every hand responsibility to that hand: "
+        "two hands that move together (holding one object) no longer share each other's pixels",
+    )
+    parser.add_argument(
         "--smoothing",
         default="none",
         choices=("none", "guided", "superpixel"),
@@ -161,6 +167,7 @@ def label_config(args: argparse.Namespace, offsets: str | None = None):
             forearm=args.forearm,
             smoothing=args.smoothing,
             smoothing_radius=args.smoothing_radius,
+            separate_hands=args.separate_hands,
         )
     except ValueError as e:
         raise CohesivError(str(e)) from None

@@ -62,6 +62,8 @@ class PseudoLabelConfig:
             mean over SLIC superpixels (:func:`superpixel_pooling`). Off by default: on synthetic
             clips both lowered Pair (bench/flow_labels.py --smoothing).
         smoothing_radius: guided-filter radius / superpixel size, fraction of the image diagonal.
+        separate_hands: inside the dilated hull of exactly one hand, move every hand's responsibility
+            to that hand (:func:`separate_hands`; beyond [C], off by default).
     """
 
     offsets: tuple[int, ...] = (-3, -2, -1, 1, 2, 3)
@@ -79,6 +81,7 @@ class PseudoLabelConfig:
     object_threshold: float = 0.5
     smoothing: str = "none"
     smoothing_radius: float = 0.02
+    separate_hands: bool = False
 
     def __post_init__(self) -> None:
         """Validate the values (ValueError names the field)."""
@@ -200,6 +203,43 @@ def superpixel_pooling(
     return means[:, labels].reshape(r.shape)
 
 
+def separate_hands(
+    r: np.ndarray,
+    hand_points: Sequence[np.ndarray],
+    size: tuple[int, int],
+    hands: Sequence[int],
+    dilation: float,
+) -> np.ndarray:
+    """Give each hand the hand responsibility inside its own hull (beyond [C]).
+
+    Two hands that hold one object move together, so each hand's homography explains the other
+    hand too and their responsibilities split every pixel of both about evenly. Inside the dilated
+    hull of exactly one hand (:func:`cohesiv.responsibility.masks.hull_mask`), the sum of the hand
+    channels goes to that hand; background, pixels of no hull and pixels of several hulls are unchanged.
+
+    Args:
+        r: ``(N+1, H, W)`` responsibilities, channel 0 background.
+        hand_points: N arrays ``(N_k, 2)`` of hand points.
+        size: ``(W, H)``.
+        hands: the hands to separate (indices into ``hand_points``; e.g. the fitted ones).
+        dilation: hull dilation as a fraction of the hand's size.
+
+    Returns:
+        ``(N+1, H, W)`` float32, still summing to 1 over channels.
+    """
+    from cohesiv.responsibility.masks import hull_mask
+
+    r = np.array(r, np.float32, copy=True)
+    hulls = np.stack([hull_mask([hand_points[j]], size, dilation=dilation).astype(bool) for j in hands])
+    alone = hulls & (hulls.sum(0) == 1)[None]
+    total = r[1:].sum(0)
+    for i, j in enumerate(hands):
+        m = alone[i]
+        r[1:, m] = 0.0
+        r[1 + j, m] = total[m]
+    return r
+
+
 def label_frame(
     flow: Callable[[int, int], np.ndarray],
     t: int,
@@ -269,6 +309,8 @@ def label_frame(
             smooth = guided_smoothing if config.smoothing == "guided" else superpixel_pooling
             r = smooth(r, image, radius)
     kept = [j for j, fo in enumerate(info["fitted_offsets"]) if fo]
+    if config.separate_hands and len(kept) > 1:
+        r = separate_hands(r, pts, size, kept, dilation=config.hull_dilation)
     with stage("masks"):
         person = person_mask(
             [pts[j] for j in kept],
