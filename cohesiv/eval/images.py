@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from cohesiv.errors import InputError
 from cohesiv.eval.driver import HOSPrediction, PredictionLike
-from cohesiv.eval.metrics import HOSMeter, mask_stats, reduce_stats
+from cohesiv.eval.metrics import HOSMeter, instance_scores, mask_stats, reduce_stats
 from cohesiv.io import Hand, HandTracks, read_image, read_label, task_labels
 from cohesiv.io.images import IMAGE_SUFFIXES, open_image
 from cohesiv.io.labels import HAND_LABEL
@@ -209,6 +209,11 @@ def match_detections(hull_masks: np.ndarray, regions: Sequence[np.ndarray]) -> d
     }
 
 
+def _iou_percent(stats: np.ndarray) -> float:
+    """IoU in percent of one ``(tp, fp, fn)`` row (:func:`cohesiv.eval.metrics.instance_scores`)."""
+    return 100.0 * float(instance_scores(stats)["IoU"][0])
+
+
 @dataclass
 class _BinaryMeter:
     """All-hands IoU on binary hand masks: union of the predicted hand masks vs the mask."""
@@ -220,8 +225,7 @@ class _BinaryMeter:
         union = hm.any(0) if len(hm) else np.zeros(truth.shape, bool)
         stats = mask_stats(union, truth != 0)
         self.rows.append(stats)
-        tp, fp, fn = (float(v) for v in stats)
-        return 100.0 * tp / (tp + fp + fn) if tp + fp + fn else 100.0
+        return _iou_percent(stats)
 
     def result(self) -> dict:
         return {
@@ -291,8 +295,7 @@ def iter_image_predictions(
                     np.asarray(pred.object_masks),
                     getattr(pred, "all_mask", None),
                 )
-                tp, fp, fn_ = (float(v) for v in st.all)
-                scores[name] = 100.0 * tp / (tp + fp + fn_) if tp + fp + fn_ else 100.0
+                scores[name] = _iou_percent(st.all)
             else:
                 scores[name] = meters[name].add(truth, pred)
         yield ImageResult(item, image_set.kind, image, truth, hs, preds, scores)

@@ -42,6 +42,7 @@ from cohesiv.model.weights import (  # noqa: E402
     BUNDLED_WEIGHTS,
     IMAGENET,
     NO_WEIGHTS,
+    check_bundled,
     load_encoder_weights,
     resolve_encoder_weights,
 )
@@ -126,12 +127,7 @@ class ModelConfig:
             weights = None
         elif weights is not None and str(weights).lower() == IMAGENET:
             weights = IMAGENET
-            if self.encoder_name not in BUNDLED_WEIGHTS:
-                raise CohesivError(
-                    f"encoder weights {IMAGENET!r}: no ImageNet weights are bundled for encoder "
-                    f"{self.encoder_name!r} (bundled for: {', '.join(sorted(BUNDLED_WEIGHTS))}); pass a local "
-                    f"checkpoint file, or '{NO_WEIGHTS}' to train from random weights"
-                )
+            check_bundled(self.encoder_name)
         norm = encoder_input_norm(self.encoder_name) if self.input_norm == AUTO else self.input_norm
         if norm not in INPUT_NORMS:
             raise CohesivError(f"unknown input_norm {norm!r}; known: {sorted(INPUT_NORMS)} or {AUTO!r}")

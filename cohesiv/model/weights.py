@@ -177,18 +177,23 @@ def efficientnet_to_timm(
     return out
 
 
+def check_bundled(encoder_name: str) -> None:
+    """Raise CohesivError unless ImageNet weights are bundled for ``encoder_name`` (:data:`BUNDLED_WEIGHTS`)."""
+    if encoder_name not in BUNDLED_WEIGHTS:
+        raise CohesivError(
+            f"encoder weights {IMAGENET!r}: no ImageNet weights are bundled for encoder {encoder_name!r} "
+            f"(bundled for: {', '.join(sorted(BUNDLED_WEIGHTS))}); pass a local checkpoint file "
+            f"(--encoder-weights PATH) or train from random weights (--encoder-weights {NO_WEIGHTS})"
+        )
+
+
 def bundled_weights_path(encoder_name: str) -> Path:
     """The file of the ImageNet weights bundled for an encoder (see :data:`BUNDLED_WEIGHTS`).
 
     Raises:
         CohesivError: no weights are bundled for this encoder, or their package is not installed.
     """
-    if encoder_name not in BUNDLED_WEIGHTS:
-        raise CohesivError(
-            f"--encoder-weights {IMAGENET}: no ImageNet weights are bundled for encoder {encoder_name!r} "
-            f"(bundled for: {', '.join(sorted(BUNDLED_WEIGHTS))}); pass a local checkpoint file "
-            f"(--encoder-weights PATH) or train from random weights (--encoder-weights {NO_WEIGHTS})"
-        )
+    check_bundled(encoder_name)
     package, rel = BUNDLED_WEIGHTS[encoder_name]
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:

@@ -26,8 +26,8 @@ import numpy as np
 from tqdm import tqdm
 
 from cohesiv.errors import CohesivError
-from cohesiv.io import atomic_write_bytes, atomic_write_text, read_image
-from cohesiv.io.dataset import quantize, read_manifest, read_sample, rebuild_manifest, save_npz
+from cohesiv.io import atomic_write_text, read_image, write_image
+from cohesiv.io.dataset import read_manifest, read_sample, rebuild_manifest, write_sample
 from cohesiv.responsibility.masks import hull_mask
 
 
@@ -304,16 +304,7 @@ def write_composites(
                 },
             ],
         }
-        ok, buf = cv2.imencode(".png", arrays["image"][..., ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 1])
-        if not ok:
-            raise CohesivError("cannot encode PNG")
-        atomic_write_bytes(root / entry["image"], buf.tobytes())
-        save_npz(
-            root / entry["sample"],
-            stored=("responsibility",),
-            responsibility=quantize(arrays["responsibility"]),
-            person=arrays["person"],
-            valid=arrays["valid"],
-        )
+        write_image(root / entry["image"], arrays["image"], compress_level=1)
+        write_sample(root / entry["sample"], arrays["responsibility"], arrays["person"], arrays["valid"])
         atomic_write_text(side_path, json.dumps({"entry": entry}))
     return rebuild_manifest(root)
