@@ -26,7 +26,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -36,29 +36,7 @@ from cohesiv.eval.metrics import TASKS, HOSMeter, ImageStats
 from cohesiv.io import FrameReader, Hand, HandTracks, atomic_write_text, read_hands, read_label, task_labels
 from cohesiv.io.images import IMAGE_SUFFIXES
 from cohesiv.io.labels import HAND_LABEL
-
-
-@dataclass
-class HOSPrediction:
-    """Predicted masks for the K queried hands of one image.
-
-    Attributes:
-        hand_masks: ``(K, H, W)`` uint8 {0, 1}, the mask of each hand.
-        object_masks: ``(K, H, W)`` uint8 {0, 1}, the mask of the object each hand holds.
-        all_mask: ``(H, W)`` uint8 {0, 1} prediction for the All task, or None for the union
-            of every hand and object mask.
-    """
-
-    hand_masks: np.ndarray
-    object_masks: np.ndarray
-    all_mask: np.ndarray | None = None
-
-
-class PredictionLike(Protocol):
-    """Anything with per-hand ``hand_masks`` / ``object_masks`` ``(K, H, W)`` {0, 1}."""
-
-    hand_masks: np.ndarray
-    object_masks: np.ndarray
+from cohesiv.io.predictions import HOSPrediction, PredictionLike  # noqa: F401  (re-exported: the old path)
 
 
 @dataclass

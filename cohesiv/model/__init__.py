@@ -1,7 +1,7 @@
 """The COHESIV network, its losses, encoder-weight loading, run-folder I/O and the predictor.
 
-Importing this package sets ``HF_HUB_OFFLINE=1`` (unless already set): weights only ever come from
-local files.
+Building a network sets ``HF_HUB_OFFLINE=1`` (unless already set) before the hub libraries are
+imported (:func:`cohesiv.model.weights.hub_offline`): weights only ever come from local files.
 """
 
 from cohesiv.model.io import (

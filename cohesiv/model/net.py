@@ -24,25 +24,18 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-# Nothing is ever fetched from a model hub: set the hub libraries offline before they are imported,
-# so that a mistake fails at once instead of retrying over the network. (setdefault: a user who
-# really wants online access can still export HF_HUB_OFFLINE=0.)
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-os.environ.setdefault("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1")
+import torch
+import torch.nn.functional as F
+from torch import nn
 
-import segmentation_models_pytorch as smp  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch import nn  # noqa: E402
-
-from cohesiv._checks import check_shape  # noqa: E402
-from cohesiv.errors import CohesivError  # noqa: E402
-from cohesiv.model.weights import (  # noqa: E402
+from cohesiv._checks import check_shape
+from cohesiv.errors import CohesivError
+from cohesiv.model.weights import (
     BUNDLED_WEIGHTS,
     IMAGENET,
     NO_WEIGHTS,
     check_bundled,
+    hub_offline,
     load_encoder_weights,
     resolve_encoder_weights,
 )
@@ -324,6 +317,9 @@ class CohesivNet(nn.Module):
             raise CohesivError(
                 f"head_stride must be a power of 2 from 1 to {SIZE_MULTIPLE}, got {head_stride}"
             )
+        hub_offline()  # before segmentation_models_pytorch imports the hub libraries
+        import segmentation_models_pytorch as smp
+
         try:
             with warnings.catch_warnings():  # smp 0.5+ flags its timm- encoders deprecated (still built)
                 warnings.filterwarnings("ignore", "`timm-` encoders are deprecated", DeprecationWarning)

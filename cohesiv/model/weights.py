@@ -177,6 +177,20 @@ def efficientnet_to_timm(
     return out
 
 
+def hub_offline() -> None:
+    """Set the model-hub libraries offline (``HF_HUB_OFFLINE=1``, no telemetry, no implicit token).
+
+    Nothing is ever fetched from a model hub: weights come from local files only. Called where a
+    network is built, before ``segmentation_models_pytorch`` (and through it timm and
+    ``huggingface_hub``, which read these variables when imported) is imported, so that a mistake
+    fails at once instead of retrying over the network. ``setdefault``: a user who really wants
+    online access can still export ``HF_HUB_OFFLINE=0``.
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1")
+
+
 def check_bundled(encoder_name: str) -> None:
     """Raise CohesivError unless ImageNet weights are bundled for ``encoder_name`` (:data:`BUNDLED_WEIGHTS`)."""
     if encoder_name not in BUNDLED_WEIGHTS:

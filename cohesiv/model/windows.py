@@ -16,8 +16,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from cohesiv.eval.driver import HOSPrediction
 from cohesiv.io import Hand
+from cohesiv.io.predictions import HOSPrediction
 
 #: Window side as a multiple of the hand's size (its points' bounding box).
 DEFAULT_WINDOW_FACTOR = 4.0
@@ -57,7 +57,7 @@ def predict_in_hand_windows(
         factor: window side over the hand's size.
 
     Returns:
-        :class:`cohesiv.eval.driver.HOSPrediction` with ``(K, H, W)`` {0, 1} hand and object masks.
+        :class:`cohesiv.io.predictions.HOSPrediction` with ``(K, H, W)`` {0, 1} hand and object masks.
     """
     h, w = image.shape[:2]
     hm = np.zeros((len(hands), h, w), np.uint8)

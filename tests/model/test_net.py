@@ -21,7 +21,8 @@ def net():
     return CohesivNet("resnet18", embed_dim=16, head_dim=8).eval()
 
 
-def test_hub_offline_by_default():
+def test_hub_offline_by_default(net):
+    # building a network sets the hubs offline before segmentation_models_pytorch imports them
     assert os.environ.get("HF_HUB_OFFLINE") is not None
 
 
