@@ -213,7 +213,10 @@ def test_run_folder_records_its_format_and_other_formats_are_refused(base, tmp_p
     import yaml
 
     from cohesiv.model.io import RUN_FORMAT, load_run_model, read_run_config
-    from cohesiv.train import read_run_config as read_train_config
+    from cohesiv.train import read_run_config as old_read_train_config
+    from cohesiv.train import read_train_config
+
+    assert old_read_train_config is read_train_config  # the old name, kept for one release
 
     doc = yaml.safe_load((base.run / "config.yaml").read_text())
     assert doc["run_format"] == RUN_FORMAT and doc["cohesiv_version"]

@@ -156,7 +156,7 @@ def build_config(args: argparse.Namespace):
 
     from cohesiv.errors import CohesivError
     from cohesiv.model import ModelConfig
-    from cohesiv.train import make_config, read_run_config
+    from cohesiv.train import make_config, read_train_config
     from cohesiv.train.config import MODEL_PRESETS
 
     given = {k: getattr(args, k) for k in _FIELDS if getattr(args, k) is not None}
@@ -174,7 +174,7 @@ def build_config(args: argparse.Namespace):
         if v is not None
     }
     if args.resume and (Path(args.out) / "config.yaml").is_file():
-        saved = read_run_config(args.out)
+        saved = read_train_config(args.out)
         if args.data:
             given["data"] = tuple(args.data)
         if "steps" in given:

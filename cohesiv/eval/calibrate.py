@@ -630,10 +630,10 @@ def calibrate_run(
     """
     from cohesiv.model import Predictor
     from cohesiv.model.io import load_run_model, write_calibration
-    from cohesiv.train.loop import read_run_config
+    from cohesiv.train.config import read_train_config
 
     run = Path(run)
-    cfg = read_run_config(run)
+    cfg = read_train_config(run)
     sizes = _sizes(size, cfg.size)
     if len(sizes) > 1 and not val_clips:
         raise CohesivError("choosing among several sizes needs labeled validation clips (--val)")

@@ -1,8 +1,10 @@
 """The model's part of a run folder: weights, model config and calibration, in one place.
 
-Run folder layout (docs/INTERFACES.md)::
+Run folder layout (docs/LAYOUT.md)::
 
-    RUN/config.yaml                   resolved config; its ``model:`` section is a ModelConfig
+    RUN/config.yaml                   resolved config (:func:`run_config_document`, read by
+                                      :func:`read_run_config`); its ``model:`` section is a
+                                      ModelConfig, its ``train:`` section a TrainConfig
     RUN/checkpoints/last.safetensors  state_dict of the unwrapped CohesivNet (safetensors, no pickle)
     RUN/calibration.json              {"prototypes": {"person": [F floats], "object": [F floats]},
                                        "thresholds": {"tau_h": .., "tau_o": .., "tau_r": ..}, ...}
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -125,6 +128,9 @@ def check_run_config(doc: dict[str, Any], path: str | os.PathLike) -> None:
 def read_run_config(run_dir: str | os.PathLike) -> dict[str, Any]:
     """The run's resolved config (``RUN/config.yaml``) as a dict; ``{}`` when the file is absent.
 
+    The one reader of the file: :func:`cohesiv.train.config.read_train_config` builds the
+    ``TrainConfig`` from this document.
+
     Raises:
         InputError: unreadable file, or another run format / major version (:func:`check_run_config`).
     """
@@ -134,6 +140,52 @@ def read_run_config(run_dir: str | os.PathLike) -> dict[str, Any]:
     doc = _read_yaml(path)
     check_run_config(doc, path)
     return doc
+
+
+def git_sha() -> str | None:
+    """Return the commit of the cohesiv source tree (with ``-dirty`` when modified), or None."""
+    here = Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return sha + ("-dirty" if dirty else "") if sha else None
+
+
+def run_config_document(model: dict[str, Any], train: dict[str, Any]) -> dict[str, Any]:
+    """The ``RUN/config.yaml`` document: cohesiv version, run format, git SHA, then the two sections.
+
+    Args:
+        model: the ``model:`` section (``ModelConfig.to_dict()``).
+        train: the ``train:`` section (``TrainConfig.to_dict()`` without its model).
+    """
+    from cohesiv import __version__
+
+    return {
+        "cohesiv_version": __version__,
+        "run_format": RUN_FORMAT,
+        "git_sha": git_sha(),
+        "model": model,
+        "train": train,
+    }
+
+
+def write_run_config(run_dir: str | os.PathLike, doc: dict[str, Any]) -> Path:
+    """Write ``RUN/config.yaml`` (a :func:`run_config_document`) atomically; return its path."""
+    import yaml
+
+    path = Path(run_dir) / CONFIG_FILE
+    atomic_write_text(path, yaml.safe_dump(doc, sort_keys=False))
+    return path
 
 
 def read_model_config(run_dir: str | os.PathLike, name: str = "last") -> ModelConfig:

@@ -1,6 +1,6 @@
 """Training on pseudo-labels (dataset, augmentation, loop with checkpoints/resume/DDP) and calibration."""
 
-from cohesiv.train.config import PRESETS, TrainConfig, make_config
+from cohesiv.train.config import PRESETS, TrainConfig, make_config, read_train_config
 from cohesiv.train.data import AugmentConfig, Batch, PseudoLabelDataset, Sample, TrainDataset, collate
 from cohesiv.train.loop import TrainResult, read_log, read_run_config, train
 
@@ -17,5 +17,6 @@ __all__ = [
     "make_config",
     "read_log",
     "read_run_config",
+    "read_train_config",
     "train",
 ]

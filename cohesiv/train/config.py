@@ -1,16 +1,21 @@
-"""Training configuration: a frozen dataclass, presets, and its saved YAML form in the run folder."""
+"""Training configuration: a frozen dataclass, presets, and its saved YAML form in the run folder.
+
+``RUN/config.yaml`` is written and read by :mod:`cohesiv.model.io` (the run folder's owner);
+:func:`read_train_config` turns it into a :class:`TrainConfig`.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cohesiv.errors import CohesivError
 from cohesiv.model import ModelConfig
+from cohesiv.model.io import CONFIG_FILE, read_run_config
+from cohesiv.model.io import git_sha as git_sha  # its old path
 from cohesiv.train.data import AugmentConfig
 
 SCHEDULES = ("constant", "cosine", "plateau")
@@ -199,20 +204,20 @@ def make_config(
     return TrainConfig(data=tuple(os.path.abspath(p) for p in data), out=str(out), preset=preset, **values)
 
 
-def git_sha() -> str | None:
-    """Return the commit of the cohesiv source tree (with ``-dirty`` when modified), or None."""
-    here = Path(__file__).resolve().parent
+def read_train_config(run: str | Path) -> TrainConfig:
+    """Read the :class:`TrainConfig` saved in a run folder.
+
+    The file is read by :func:`cohesiv.model.io.read_run_config` (the run folder's owner, which also
+    refuses another run format or major version).
+
+    Raises:
+        CohesivError: no ``config.yaml``, or one that does not hold a training config (names the file).
+    """
+    path = Path(run) / CONFIG_FILE
+    if not path.is_file():
+        raise CohesivError(f"{run}: not a training run (no config.yaml)")
+    doc = read_run_config(run)
     try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=here,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return sha + ("-dirty" if dirty else "") if sha else None
+        return TrainConfig.from_dict(dict(doc["train"], model=doc["model"]))
+    except (KeyError, TypeError) as e:
+        raise CohesivError(f"{path}: cannot read the run config ({e!r})") from None

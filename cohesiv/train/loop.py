@@ -32,15 +32,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from torch import nn
 
-from cohesiv import __version__
 from cohesiv.errors import CohesivError
 from cohesiv.io.atomic import atomic_write_text
+from cohesiv.model.io import run_config_document, save_run_model, write_run_config
 from cohesiv.train import dist as D
 from cohesiv.train.checkpoint import load_checkpoint, save_checkpoint
-from cohesiv.train.config import RESUME_KEYS, TrainConfig, git_sha
+from cohesiv.train.config import RESUME_KEYS, TrainConfig, read_train_config
 from cohesiv.train.data import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -153,34 +152,15 @@ class TrainResult:
 
 
 def config_document(cfg: TrainConfig) -> dict[str, Any]:
-    """Return the ``config.yaml`` document of a run: version, git SHA, model and training config."""
+    """Return the ``config.yaml`` document of a run (:func:`cohesiv.model.io.run_config_document`)."""
     train = cfg.to_dict()
     model = train.pop("model")
-    from cohesiv.model.io import RUN_FORMAT
-
-    return {
-        "cohesiv_version": __version__,
-        "run_format": RUN_FORMAT,
-        "git_sha": git_sha(),
-        "model": model,
-        "train": train,
-    }
+    return run_config_document(model, train)
 
 
-def read_run_config(run: str | Path) -> TrainConfig:
-    """Read the :class:`TrainConfig` saved in a run folder (raises CohesivError naming the file)."""
-    path = Path(run) / "config.yaml"
-    if not path.is_file():
-        raise CohesivError(f"{run}: not a training run (no config.yaml)")
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-        if isinstance(doc, dict):
-            from cohesiv.model.io import check_run_config
-
-            check_run_config(doc, path)
-        return TrainConfig.from_dict(dict(doc["train"], model=doc["model"]))
-    except (yaml.YAMLError, KeyError, TypeError) as e:
-        raise CohesivError(f"{path}: cannot read the run config ({e!r})") from None
+#: Old name of :func:`cohesiv.train.config.read_train_config` (the run's ``TrainConfig``), kept
+#: for one release; the run folder's ``config.yaml`` is read by :func:`cohesiv.model.io.read_run_config`.
+read_run_config = read_train_config
 
 
 def _check_run_folder(cfg: TrainConfig, resume: bool) -> None:
@@ -190,7 +170,7 @@ def _check_run_folder(cfg: TrainConfig, resume: bool) -> None:
             raise CohesivError(
                 f"{out}: holds a training run already; pass --resume to continue it, or choose another --out"
             )
-        old = read_run_config(out)
+        old = read_train_config(out)
         new_d, old_d = cfg.to_dict(), old.to_dict()
         diff = [k for k in RESUME_KEYS if new_d.get(k) != old_d.get(k)]
         if diff:
@@ -355,7 +335,7 @@ def _train(cfg, ctx, resume, loss_fn, progress, stop_after, build_model) -> Trai
     writer = None
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / "config.yaml", yaml.safe_dump(config_document(cfg), sort_keys=False))
+        write_run_config(out, config_document(cfg))
         _trim_log(out / "log.jsonl", step)
         from torch.utils.tensorboard import SummaryWriter
 
@@ -492,8 +472,6 @@ def _train(cfg, ctx, resume, loss_fn, progress, stop_after, build_model) -> Trai
             if step % cfg.save_every == 0 or step == total:
                 save()
             if cfg.keep_every and step % cfg.keep_every == 0 and ctx.is_main:
-                from cohesiv.model.io import save_run_model
-
                 save_run_model(out, _unwrap(net), cfg.model, name=f"step-{step:06d}")
             if stop_after is not None and step >= stop_after:
                 if step % cfg.save_every:
