@@ -84,7 +84,7 @@ def main() -> None:
     w.mkdir(parents=True, exist_ok=True)
     log = w / "commands.log"
     pseudo, _ = prepare(w, log, forearm=a.forearm)
-    tr = baseline(w, log, "responsibility")
+    tr = baseline(w, log, "responsibility", forearm=a.forearm)
     tr_all, tr_pair = tr["All"]["mIoU"], tr["Pair"]["mIoU"]
 
     run = w / f"ttb-{a.tag}"
