@@ -55,6 +55,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--detect-hands", action="store_true", help="detect hands with MediaPipe (the default)")
     g.add_argument("--viz", metavar="DIR", help="write one picture per image: ground truth, model, hull")
     g.add_argument(
+        "--support",
+        choices=("points", "none"),
+        default="points",
+        help="also score 'model+support': each hand mask kept inside its hand's dilated hull and, for 21 "
+        "keypoints, on the fingers' side of the wrist (real hand labels stop at the wrist; the "
+        "motion the network learned from does not); 'none': the network's read-out alone "
+        "(default: points)",
+    )
+    g.add_argument(
         "--window",
         type=float,
         metavar="F",
@@ -123,6 +132,7 @@ def _run_images(args: argparse.Namespace) -> int:
         device=args.device,
         viz=args.viz,
         window=args.window,
+        support=args.support,
         progress=not args.quiet,
     )
     result["config"] = {
@@ -130,6 +140,7 @@ def _run_images(args: argparse.Namespace) -> int:
         "run": args.run,
         "hands": result.pop("hands"),
         "window": result.pop("window"),
+        "support": result.pop("support"),
     }
     write_metrics(args.out, result)
     if not args.quiet:

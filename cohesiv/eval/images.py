@@ -12,7 +12,11 @@ detector (MediaPipe, one image at a time) or from a hands file (:func:`hands_for
 method is queried with the same hands, and the report always gives, beside the model, the
 **hull floor**: each hand's mask taken as the dilated convex hull of its points
 (:func:`cohesiv.responsibility.masks.hull_mask`, the rule of the pseudo-labels' person mask) and no
-object. A model that does not beat the hull has learned nothing beyond its input.
+object. A model that does not beat the hull has learned nothing beyond its input. With a run, the
+model is scored as the network reads it out (``"model"``) and, by default, with each hand mask kept
+inside the hand's support (``"model+support"``, :mod:`cohesiv.model.support`: the same dilated hull,
+cut at the wrist for 21 keypoints), since real-image hand labels stop at the wrist while the motion
+the network learned from does not.
 
 A queried hand is scored against the ground-truth hand under (or nearest to) its query point: the
 detector's side is not trusted for scoring. Detections are also counted against the ground-truth
@@ -350,10 +354,10 @@ def format_image_table(result: dict, title: str | None = None) -> str:
         f"{d['detected']} detected: {d['found']} found, {d['missed']} missed, {d['false']} false"
     )
     tasks = ["All", "Pair", "Hand", "Obj"] if result["kind"] == "egohos" else ["All-hands"]
-    lines.append(f"{'method':<12}" + "".join(f"{t:>11}" for t in tasks))
+    lines.append(f"{'method':<14}" + "".join(f"{t:>11}" for t in tasks))
     for name, m in result["methods"].items():
         cells = "".join(f"{m.get(t, {}).get('mIoU', float('nan')):>11.1f}" for t in tasks)
-        lines.append(f"{name:<12}{cells}")
+        lines.append(f"{name:<14}{cells}")
     lines.append(
         "mIoU %, mean over " + ("queried hands (images for All)" if result["kind"] == "egohos" else "images")
     )
@@ -407,6 +411,7 @@ def run_image_eval(
     device: str | None = None,
     viz: str | Path | None = None,
     window: float | None = None,
+    support: str = "points",
     progress: bool = True,
 ) -> dict:
     """Score a trained run (if given) and the hull floor on an image set.
@@ -421,11 +426,14 @@ def run_image_eval(
         window: predict each hand in a window of this many times its size around its points
             (:func:`cohesiv.model.windows.predict_in_hand_windows`); 0 for the whole image; None for
             :data:`cohesiv.model.windows.DEFAULT_WINDOW_FACTOR`.
+        support: ``"points"`` also scores ``"model+support"``: the model's hand masks kept inside
+            each hand's support (:func:`cohesiv.model.support.restrict_to_support`: the dilated hull,
+            and the fingers' side of the wrist); ``"none"`` scores the network's read-out alone.
         progress: tqdm bar on stderr.
 
     Returns:
-        :func:`evaluate_image_set`'s dictionary, with ``"hands"`` saying where the hands came from
-        and ``"window"`` the window factor (0: whole image).
+        :func:`evaluate_image_set`'s dictionary, with ``"hands"`` saying where the hands came from,
+        ``"window"`` the window factor (0: whole image) and ``"support"``.
     """
     from contextlib import ExitStack
 
@@ -445,6 +453,10 @@ def run_image_eval(
         else:
             model_fn = model_predict_fn(predictor)
             methods["model"] = lambda image, hands: model_fn(image, hands, None)
+        if support == "points":
+            methods["model"], methods["model+support"] = _model_and_support(methods["model"])
+        elif support != "none":
+            raise ValueError(f"support must be 'points' or 'none', got {support!r}")
     with ExitStack() as stack:
         if hands_file is not None:
             per_image = hands_for_images(read_hands(hands_file), image_set, hands_file)
@@ -468,25 +480,27 @@ def run_image_eval(
         out = evaluate_image_set(image_set.path, methods, hands, progress=progress, on_image=write_panel)
     out["hands"] = source
     out["window"] = window if run is not None else None
+    out["support"] = support if run is not None else None
     return out
 
 
-#: The real image sets with masks that the project's data folder holds (see its SOURCE.txt files).
-KNOWN_IMAGE_SETS = ("real-hand-masks-hof", "hands23-demo-silver")
+def _model_and_support(predict: ImagePredictFn) -> tuple[ImagePredictFn, ImagePredictFn]:
+    """``predict`` and the same with its hand masks kept inside the hands' supports.
 
-
-def find_image_sets(data: str | Path | None = None) -> list[Path]:
-    """The known real image sets present in a data folder.
-
-    Args:
-        data: the folder; default ``$COHESIV_DATA``, else ``shared/data`` beside the source checkout.
-
-    Returns:
-        The folders of :data:`KNOWN_IMAGE_SETS` found there (possibly none).
+    The second reuses the first's prediction of the same image and hands (held, so the identity
+    test cannot match a new object), so the network runs once per image.
     """
-    import os
+    from cohesiv.model.support import restrict_to_support
 
-    if data is None:
-        env = os.environ.get("COHESIV_DATA")
-        data = Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "data"
-    return [Path(data) / name for name in KNOWN_IMAGE_SETS if (Path(data) / name / "images").is_dir()]
+    last: dict[str, Any] = {}
+
+    def plain(image: np.ndarray, hands: list[Hand]) -> PredictionLike:
+        last.update(image=image, hands=hands, pred=predict(image, hands))
+        return last["pred"]
+
+    def supported(image: np.ndarray, hands: list[Hand]) -> PredictionLike:
+        if last.get("image") is not image or last.get("hands") is not hands:
+            plain(image, hands)
+        return restrict_to_support(last["pred"], hands)
+
+    return plain, supported

@@ -151,3 +151,26 @@ def test_eval_command_on_images(binary_set, tmp_path, capsys):
     write_hands(hands, HandTracks(image_size=(SIZE, SIZE), frames={5: [_hand(6, 6, 13, 13)]}))
     assert main(["eval", "--images", str(binary_set), "--hands", str(hands), "--out", str(out)]) == 2
     assert "has 2 images" in capsys.readouterr().err
+
+
+def test_model_and_support_runs_the_network_once_per_image(binary_set):
+    from cohesiv.eval.images import _model_and_support
+
+    calls = []
+
+    def everything(image, hands):  # a "network" that calls the whole image hand
+        calls.append(1)
+        hm = np.ones((len(hands), SIZE, SIZE), np.uint8)
+        return HOSPrediction(hm, np.zeros_like(hm))
+
+    plain, supported = _model_and_support(everything)
+    hand = _hand(5, 5, 15, 15)
+    res = evaluate_image_set(
+        binary_set, {"model": plain, "model+support": supported}, lambda i, im: [hand], progress=False
+    )
+    assert len(calls) == 2  # two images, one network pass each
+    assert res["methods"]["model"]["All-hands"]["mIoU"] == pytest.approx(100 * 100 / SIZE**2)
+    # kept inside the hand's dilated hull (a box of 4 points: no wrist), which is the hull floor
+    assert res["methods"]["model+support"]["All-hands"]["mIoU"] == pytest.approx(
+        res["methods"]["hull"]["All-hands"]["mIoU"]
+    )

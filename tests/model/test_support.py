@@ -1,0 +1,70 @@
+"""Hand support: a hand mask is kept inside its hand's dilated hull, on the fingers' side of the wrist."""
+
+import numpy as np
+import pytest
+
+from cohesiv.io import Hand
+from cohesiv.io.predictions import HOSPrediction
+from cohesiv.model.support import restrict_to_support, support_masks, wrist_side
+from cohesiv.responsibility.masks import hull_mask
+
+W, H = 120, 100
+
+
+def _hand_up(wrist=(60.0, 70.0), size=40.0):
+    """21 MediaPipe-ordered keypoints of a hand pointing up: wrist at the bottom, fingers above it."""
+    pts = [np.asarray(wrist)]
+    for f in range(5):
+        base = pts[0] + (0.0, -0.45 * size) + ((f - 2) * 0.15 * size, 0.0)
+        for j in range(1, 5):
+            pts.append(base + (0.0, -0.13 * size * (j - 1)))
+    return np.array(pts)
+
+
+def _hand(points, query=None):
+    pts = np.asarray(points, np.float64)
+    q = tuple(pts.mean(0)) if query is None and len(pts) else query
+    return Hand(id="h", side="right", points=pts, query=q)
+
+
+def test_the_wrist_cut_removes_the_forearm_and_keeps_the_fingers():
+    kp = _hand_up()
+    side = wrist_side(kp, (W, H), margin=0.0)
+    assert side[int(kp[0, 1]) + 2, 60] == 0  # just below the wrist: forearm side
+    assert side[int(kp[0, 1]) - 2, 60] == 1 and side[5, 60] == 1  # palm and above the fingertips
+    assert side[H - 1, 0] == 0 and side[0, W - 1] == 1  # a half-plane, not a band
+    # the margin reaches past the wrist by that many hand lengths
+    length = float(np.hypot(*(kp - kp[0]).T).max())
+    wide = wrist_side(kp, (W, H), margin=0.2)
+    assert wide[int(kp[0, 1] + 0.15 * length), 60] == 1 and wide[int(kp[0, 1] + 0.25 * length) + 1, 60] == 0
+    assert wrist_side(kp[:20], (W, H)) is None  # only 21 keypoints have a wrist
+
+
+def test_support_is_the_dilated_hull_on_the_fingers_side():
+    kp = _hand_up()
+    sup = support_masks([_hand(kp)], (W, H), dilation=0.2, wrist_margin=0.0)[0]
+    hull = hull_mask([kp], (W, H), dilation=0.2)
+    assert (sup <= hull).all()  # never beyond the hull
+    below = np.arange(H)[:, None] > kp[0, 1] + 0.5
+    assert sup[below.repeat(W, 1)].sum() == 0 and hull[below.repeat(W, 1)].sum() > 0
+    # a box grid (not 21 keypoints): the hull alone
+    box = np.array([[40, 20], [80, 20], [80, 60], [40, 60]], float)
+    assert (support_masks([_hand(box)], (W, H))[0] == hull_mask([box], (W, H))).all()
+
+
+def test_restrict_keeps_the_hand_drops_the_face_and_arm_and_leaves_objects():
+    kp = _hand_up()
+    hands = [_hand(kp), _hand(np.zeros((0, 2)), query=(10.0, 10.0))]
+    hm = np.zeros((2, H, W), np.uint8)
+    hm[0, :, 30:90] = 1  # the hand, the forearm below it and a "face" above it
+    hm[1, 0:20, 0:20] = 1  # a hand without points keeps its mask
+    om = np.zeros_like(hm)
+    om[0, 0:10, 0:W] = 1  # objects are not restricted
+    out = restrict_to_support(HOSPrediction(hm, om), hands, dilation=0.2, wrist_margin=0.0)
+    sup = support_masks(hands[:1], (W, H), dilation=0.2, wrist_margin=0.0)[0]
+    assert (out.hand_masks[0] == (hm[0] & sup)).all() and out.hand_masks[0].sum() > 0
+    assert out.hand_masks[0][H - 1].sum() == 0 and out.hand_masks[0][0].sum() == 0
+    assert (out.hand_masks[1] == hm[1]).all()
+    assert (out.object_masks == om).all()
+    with pytest.raises(ValueError, match="2 hand masks for 1 hands"):
+        restrict_to_support(HOSPrediction(hm, om), hands[:1])
