@@ -12,7 +12,8 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +89,10 @@ class FlowCache:
         pair_flow: instead of ``estimator``, a flow source that also wants the frame indices,
             ``pair_flow(frame_t, frame_s, t, s) -> (2, H, W)`` (e.g. the exact flow of a
             synthetic clip); ``estimator`` may then be None.
+        prefetch: run the estimator in one worker thread, so that :meth:`prefetch` can start the
+            flows of the next frames while the caller works on this one (both cores busy: OpenCV
+            releases the GIL). Every flow is then computed in that thread; :meth:`close` (or a
+            ``with`` block) stops it. The flows are the same as without it.
 
     Example:
         >>> cache = FlowCache(FlowEstimator(), reader.frame)     # doctest: +SKIP
@@ -106,6 +111,7 @@ class FlowCache:
         cache_dir: str | Path | None = None,
         clip: str | Path | None = None,
         pair_flow: Callable[[np.ndarray, np.ndarray, int, int], np.ndarray] | None = None,
+        prefetch: bool = False,
     ) -> None:
         if estimator is None and pair_flow is None:
             raise ValueError("FlowCache needs an estimator or a pair_flow")
@@ -118,6 +124,12 @@ class FlowCache:
         self._flows = _LRU(max_flows)
         self._frames = _LRU(max_frames)
         self._done: set[tuple[int, int]] = set()
+        self._pending: dict[tuple[int, int], Future] = {}
+        # one worker: flows of the next frames are computed while the caller labels this one
+        # (OpenCV's DIS releases the GIL), and the estimator is never called from two threads
+        self._executor = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="cohesiv-flow") if prefetch else None
+        )
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         if self.cache_dir is not None:
             config = getattr(estimator, "config", None)
@@ -137,10 +149,10 @@ class FlowCache:
         return img
 
     def get(self, t: int, s: int) -> np.ndarray:
-        """Flow from frame ``t`` to frame ``s``.
+        """Flow from frame ``t`` to frame ``s`` (waits for it when it is being prefetched).
 
         Returns:
-            ``(2, H, W)`` float32 (read-only), channel 0 = dx, channel 1 = dy, t -> s.
+            ``(2, H, W)`` float32 (read-only, C-contiguous), channel 0 = dx, channel 1 = dy, t -> s.
         """
         key = (int(t), int(s))
         if key[0] == key[1]:
@@ -151,17 +163,20 @@ class FlowCache:
             return flow
         self.stats.misses += 1
         path = None if self.cache_dir is None else flow_file(self.cache_dir, *key)
-        if path is not None and path.exists():
+        pending = self._pending.pop(key, None)
+        if pending is None and path is not None and path.exists():
             flow = read_flo(path)
             self.stats.disk_hits += 1
         else:
-            a, b = self.frame(key[0]), self.frame(key[1])
-            start = time.perf_counter()
-            if self.pair_flow is not None:
-                flow = np.ascontiguousarray(self.pair_flow(a, b, *key), dtype=np.float32)
+            if pending is None:
+                a, b = self.frame(key[0]), self.frame(key[1])
+                if self._executor is None:
+                    flow, seconds = self._compute(a, b, *key)
+                else:  # the estimator is only ever called from the worker thread
+                    flow, seconds = self._executor.submit(self._compute, a, b, *key).result()
             else:
-                flow = self.estimator(a, b)
-            self.stats.seconds += time.perf_counter() - start
+                flow, seconds = pending.result()
+            self.stats.seconds += seconds
             self.stats.computed += 1
             if key in self._done:
                 self.stats.recomputed += 1
@@ -171,6 +186,61 @@ class FlowCache:
         flow.flags.writeable = False
         self._flows.put(key, flow)
         return flow
+
+    def _compute(self, a: np.ndarray, b: np.ndarray, t: int, s: int) -> tuple[np.ndarray, float]:
+        """``(flow t -> s, wall seconds)``; runs in the worker thread when prefetching."""
+        start = time.perf_counter()
+        if self.pair_flow is not None:
+            flow = self.pair_flow(a, b, t, s)
+        else:
+            flow = self.estimator(a, b)
+        # contiguous once here (DIS returns a channel-first view): every consumer (the
+        # responsibility maps, the consistency check's remap) would otherwise copy it
+        flow = np.ascontiguousarray(flow, dtype=np.float32)
+        return flow, time.perf_counter() - start
+
+    def prefetch(self, pairs: Iterable[tuple[int, int]]) -> int:
+        """Start computing the flows of ``pairs`` in the background thread (needs ``prefetch=True``).
+
+        Pairs already in memory, on disk or pending are skipped, and so are pairs with a frame
+        that ``get_frame`` cannot read (IndexError: past the end of a video). Frames are read
+        here, in the caller's thread; only the estimator runs in the worker. :meth:`get` then
+        waits for a pending pair instead of computing it.
+
+        Returns:
+            The number of pairs started (0 without ``prefetch=True``).
+        """
+        if self._executor is None:
+            return 0
+        started = 0
+        for t, s in pairs:
+            key = (int(t), int(s))
+            if key[0] == key[1] or key in self._flows or key in self._pending:
+                continue
+            if self.cache_dir is not None and flow_file(self.cache_dir, *key).exists():
+                continue
+            try:
+                a, b = self.frame(key[0]), self.frame(key[1])
+            except IndexError:
+                continue
+            self._pending[key] = self._executor.submit(self._compute, a, b, *key)
+            started += 1
+        return started
+
+    def close(self) -> None:
+        """Stop the prefetch thread (pending pairs not yet started are dropped); the cache stays usable."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+        self._pending.clear()
+
+    def __enter__(self) -> FlowCache:
+        """The cache itself (``with FlowCache(...) as cache``: the prefetch thread stops on exit)."""
+        return self
+
+    def __exit__(self, *exc) -> None:
+        """Call :meth:`close`."""
+        self.close()
 
     def valid(self, t: int, s: int, alpha: float = 0.01, beta: float = 0.5) -> np.ndarray:
         """Forward-backward valid mask ``(H, W)`` bool of flow t -> s (uses flow s -> t too)."""

@@ -57,7 +57,13 @@ from cohesiv.io.dataset import (
 from cohesiv.io.frames import FrameReader
 from cohesiv.io.hands import HandTracks, check_tracks_match_clip
 from cohesiv.io.images import read_image
-from cohesiv.responsibility.labeler import FLOW_SOURCES, PseudoLabelConfig, label_frame, usable_offsets
+from cohesiv.responsibility.labeler import (
+    FLOW_SOURCES,
+    PseudoLabelConfig,
+    flow_pairs,
+    label_frame,
+    usable_offsets,
+)
 from cohesiv.responsibility.masks import object_mask
 
 __all__ = [
@@ -455,7 +461,8 @@ def _label_clip(src, name, reader, n, todo, root, config, flow, valid_fn, summar
 
     reach = max(abs(k) for k in config.offsets)
     frames = StreamingFrames(reader, keep=2 * reach + 2)  # one forward decode of a video
-    cache = FlowCache(None, frames, max_frames=2 * reach + 2, pair_flow=flow)
+    # prefetch: the next frame's flows are computed in a second thread while this one is labeled
+    cache = FlowCache(None, frames, max_frames=2 * reach + 2, pair_flow=flow, prefetch=True)
 
     def timer(stage: str) -> _Timer:
         return _Timer(summary, stage)
@@ -469,12 +476,18 @@ def _label_clip(src, name, reader, n, todo, root, config, flow, valid_fn, summar
             return False
 
     w, h = reader.size
-    for t in todo:
+    for i, t in enumerate(todo):
         if not have(t):
             continue
         hands = src.hands.hands_at(t)
         sid = sample_id(name, t)
         offs = [k for k in usable_offsets(config.offsets, t, n) if have(t + k)]
+        image = cache.frame(t)  # held here: prefetching reads frames ahead of the window
+        with timer("decode"):  # mostly reading the frames ahead; the flows run in the worker thread
+            cache.prefetch(flow_pairs(t, offs, config.fb_check))  # only the first frame's are new
+            if i + 1 < len(todo):
+                t_next = todo[i + 1]
+                cache.prefetch(flow_pairs(t_next, usable_offsets(config.offsets, t_next, n), config.fb_check))
         with timer("masks"):
             given = None if src.person_masks is None else _read_person_mask(src, reader, t, (w, h))
         labels = label_frame(
@@ -484,7 +497,7 @@ def _label_clip(src, name, reader, n, todo, root, config, flow, valid_fn, summar
             [hd.points for hd in hands],
             (w, h),
             config,
-            image=cache.frame(t),
+            image=image,
             person_given=given,
             valid_fn=valid_fn,
             timer=timer,
@@ -495,12 +508,13 @@ def _label_clip(src, name, reader, n, todo, root, config, flow, valid_fn, summar
                 root / "samples" / f"{sid}.json", json.dumps({"skipped": "no other frame within the offsets"})
             )
             continue
-        if not _write_sample(src, name, reader, t, hands, labels, root, config, summary, viz, cache.frame(t)):
+        if not _write_sample(src, name, reader, t, hands, labels, root, config, summary, viz, image):
             continue
         if bar is not None:
             bar.update(1)
         if after_sample is not None:
             after_sample(sid)
+    cache.close()
 
 
 def _write_sample(src, name, reader, t, hands, labels, root, config, summary, viz, image) -> bool:

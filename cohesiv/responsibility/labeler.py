@@ -139,6 +139,17 @@ def usable_offsets(offsets: Sequence[int], t: int, n_frames: int) -> list[int]:
     return [k for k in offsets if k != 0 and 0 <= t + k < n_frames]
 
 
+def flow_pairs(t: int, offsets: Sequence[int], fb_check: bool = True) -> list[tuple[int, int]]:
+    """The frame pairs ``(a, b)`` whose flow :func:`label_frame` asks for, in the order it asks.
+
+    The flows ``t -> t + k``, then (with ``fb_check``) ``t + k -> t``. A caller that labels
+    frames in turn passes the next frame's pairs to :meth:`cohesiv.flow.FlowCache.prefetch`,
+    so that they are computed in a second thread while this frame is labeled.
+    """
+    forward = [(t, t + k) for k in offsets]
+    return forward + [(b, a) for a, b in forward] if fb_check else forward
+
+
 def guided_smoothing(
     responsibility: np.ndarray, image: np.ndarray, radius: int, eps: float = GUIDED_EPS
 ) -> np.ndarray:

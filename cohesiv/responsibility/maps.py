@@ -19,6 +19,7 @@ origin at the centre of the top-left pixel. Responsibilities ``(N+1, H, W)`` flo
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
@@ -29,11 +30,7 @@ import numpy as np
 from cohesiv._checks import check_shape
 from cohesiv.defaults import RESPONSIBILITY_TEMPERATURE
 from cohesiv.flow.consistency import pixel_grid
-from cohesiv.responsibility.homography import (
-    check_homography,
-    fit_homography_checked,
-    usable_point_pairs,
-)
+from cohesiv.responsibility.homography import fit_homography_checked, usable_point_pairs
 from cohesiv.responsibility.masks import hull_mask
 
 if TYPE_CHECKING:
@@ -193,6 +190,16 @@ def soft_assignment(distances: np.ndarray, temperature: float) -> np.ndarray:
     return e
 
 
+@functools.lru_cache(maxsize=4)
+def _camera_grid(h: int, w: int, max_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns ``(h', w')`` int of the regular grid the camera fit samples (built once per size)."""
+    step = max(1, int(np.sqrt(h * w / max_points)))
+    ys, xs = np.mgrid[step // 2 : h : step, step // 2 : w : step]
+    ys.flags.writeable = False
+    xs.flags.writeable = False
+    return ys, xs
+
+
 def fit_camera_homography(
     flow: np.ndarray,
     exclude: np.ndarray | None = None,
@@ -216,8 +223,7 @@ def fit_camera_homography(
     """
     check_shape(flow, "2,H,W", "flow")
     _, h, w = flow.shape
-    step = max(1, int(np.sqrt(h * w / max_points)))
-    ys, xs = np.mgrid[step // 2 : h : step, step // 2 : w : step]
+    ys, xs = _camera_grid(h, w, max_points)
     keep = np.ones(ys.shape, bool)
     if exclude is not None:
         keep &= np.asarray(exclude)[ys, xs] == 0
@@ -228,10 +234,8 @@ def fit_camera_homography(
         return None, "too_few_points"
     src = np.stack([xs, ys], 1).astype(np.float64)
     dst = src + flow[:, ys, xs].T.astype(np.float64)
-    m, reason = fit_homography_checked(src, dst, method=method, threshold=threshold)
-    if m is None:
-        return None, reason
-    return m, check_homography(m, src)
+    # fit_homography_checked already ran check_homography on these points
+    return fit_homography_checked(src, dst, method=method, threshold=threshold)
 
 
 def responsibility_maps(

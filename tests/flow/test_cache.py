@@ -144,3 +144,63 @@ def test_cache_dir_of_another_clip_is_refused(tmp_path):
     FlowCache(CountingEstimator(), make_frame, cache_dir=tmp_path, clip=tmp_path / "a.mp4")  # same: fine
     with pytest.raises(InputError, match="flows of clip .*a.mp4, not .*b.mp4"):
         FlowCache(CountingEstimator(), make_frame, cache_dir=tmp_path, clip=tmp_path / "b.mp4")
+
+
+class ThreadRecordingEstimator(CountingEstimator):
+    """A counting estimator that also records the thread of each call."""
+
+    def __init__(self):
+        super().__init__()
+        self.threads = set()
+
+    def __call__(self, a, b):
+        import threading
+
+        self.threads.add(threading.get_ident())
+        return super().__call__(a, b)
+
+
+def test_prefetch_gives_the_same_flows_each_pair_once_from_one_worker_thread():
+    import threading
+
+    est = ThreadRecordingEstimator()
+    plain = FlowCache(CountingEstimator(), make_frame)
+    with FlowCache(est, make_frame, prefetch=True) as cache:
+        for t in range(N):
+            pairs = [(t, s) for s in range(max(0, t - 3), min(N, t + 4)) if s != t]
+            assert cache.prefetch(pairs + [(s, t) for t, s in pairs]) <= 6  # the rest is cached or pending
+            for a, b in pairs:
+                np.testing.assert_array_equal(cache.get(a, b), plain.get(a, b))
+                assert cache.get(b, a).flags.c_contiguous
+    assert max(est.calls.values()) == 1 and cache.stats.computed == len(est.calls)
+    assert len(est.threads) == 1 and threading.get_ident() not in est.threads
+    # after close: still usable, computed in the caller's thread, prefetch is a no-op
+    assert cache.prefetch([(0, 5)]) == 0
+    assert cache.get(0, 5)[0, 0, 0] == 5
+
+
+def test_prefetch_skips_cached_pending_and_unreadable_pairs_and_is_off_by_default():
+    def frame(t):
+        if t >= N:
+            raise IndexError(t)
+        return make_frame(t)
+
+    assert FlowCache(CountingEstimator(), frame).prefetch([(0, 1)]) == 0  # no worker
+    est = CountingEstimator()
+    cache = FlowCache(est, frame, prefetch=True)
+    cache.get(0, 1)
+    assert cache.prefetch([(0, 1), (1, 0), (1, 0), (N - 1, N), (2, 2)]) == 1  # only (1, 0)
+    assert cache.get(1, 0)[0, 0, 0] == -1 and est.calls[(1, 0)] == 1
+    cache.close()
+
+
+def test_prefetch_errors_come_out_of_get():
+    class Failing(CountingEstimator):
+        def __call__(self, a, b):
+            raise RuntimeError("no flow here")
+
+    cache = FlowCache(Failing(), make_frame, prefetch=True)
+    cache.prefetch([(0, 1)])
+    with pytest.raises(RuntimeError, match="no flow here"):
+        cache.get(0, 1)
+    cache.close()

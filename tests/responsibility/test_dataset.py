@@ -312,3 +312,22 @@ def test_save_npz_stores_named_arrays_uncompressed_and_np_load_reads_all(tmp_pat
     with np.load(tmp_path / "s.npz", allow_pickle=False) as z:
         np.testing.assert_array_equal(z["responsibility"], r)
         np.testing.assert_array_equal(z["person"], m)
+
+
+def test_flow_prefetch_thread_gives_the_same_dataset(tmp_path, monkeypatch):
+    """The writer computes the next frame's flows in a second thread: the samples are unchanged."""
+    import cohesiv.flow.cache as cache_mod
+
+    src, flow_fn, _ = _clip(tmp_path)
+    cfg = PseudoLabelConfig(background="homography", forearm=True)
+    _write(src, flow_fn, tmp_path / "threaded", config=cfg)
+    threaded = _contents(tmp_path / "threaded")
+
+    class OneThread(cache_mod.FlowCache):
+        def __init__(self, *args, **kwargs):
+            kwargs["prefetch"] = False
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(cache_mod, "FlowCache", OneThread)
+    _write(src, flow_fn, tmp_path / "plain", config=cfg)
+    _assert_same(threaded, _contents(tmp_path / "plain"))

@@ -112,3 +112,47 @@ def test_superpixel_pooling_is_constant_on_flat_regions_and_sums_to_one():
     out = superpixel_pooling(r, img, size=10)
     assert np.allclose(out.sum(0), 1, atol=1e-5)
     assert out[1, 10:30, 20].mean() > 0 and out[1, :, :8].max() == 0  # spread inside, not outside
+
+
+def test_flow_pairs_are_the_pairs_label_frame_asks_for_in_order(synth_clip):
+    from cohesiv.responsibility.labeler import flow_pairs
+
+    hands = read_hands(synth_clip / "hands.json").hands_at(2)
+    for cfg in (PseudoLabelConfig(flow="gt"), PseudoLabelConfig(flow="gt", fb_check=False)):
+        flow = make_flow_fn(ClipSource(synth_clip, read_hands(synth_clip / "hands.json")), cfg)
+        calls = []
+
+        def pair(a, b, calls=calls, flow=flow):
+            calls.append((a, b))
+            return flow(None, None, a, b)
+
+        ks = usable_offsets(cfg.offsets, 2, 6)
+        label_frame(
+            pair,
+            2,
+            ks,
+            [h.points for h in hands],
+            (96, 72),
+            cfg,
+        )
+        assert calls == flow_pairs(2, ks, cfg.fb_check)
+        assert len(calls) == (2 if cfg.fb_check else 1) * len(ks)
+
+
+def test_label_frame_same_maps_from_channel_first_views_and_contiguous_flows(synth_clip):
+    # DIS returns (2, H, W) views of OpenCV's (H, W, 2) output; the cache now stores contiguous copies
+    cfg = PseudoLabelConfig(flow="gt", background="homography", forearm=True)
+    hands = read_hands(synth_clip / "hands.json").hands_at(3)
+    flow = make_flow_fn(ClipSource(synth_clip, read_hands(synth_clip / "hands.json")), cfg)
+
+    def view(a, b):
+        return np.ascontiguousarray(flow(None, None, a, b).transpose(1, 2, 0)).transpose(2, 0, 1)
+
+    def contiguous(a, b):
+        return np.ascontiguousarray(flow(None, None, a, b))
+
+    ks = usable_offsets(cfg.offsets, 3, 6)
+    out = [label_frame(f, 3, ks, [h.points for h in hands], (96, 72), cfg) for f in (view, contiguous)]
+    np.testing.assert_array_equal(out[0].responsibility, out[1].responsibility)
+    np.testing.assert_array_equal(out[0].valid, out[1].valid)
+    np.testing.assert_array_equal(out[0].person, out[1].person)
