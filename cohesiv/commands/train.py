@@ -71,6 +71,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "prediction (default 4)%(default).0s",
     )
     g.add_argument(
+        "--query-locality",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="each query also learns a locality weight: S_k = clamp(q_k.K - lambda_k |x - p_k|^2, 0, 1), "
+        "so two hands that look alike get different scores (beyond the paper; default: off)",
+    )
+    g.add_argument(
         "--plain-embedding",
         action="store_true",
         help="the paper's embedding loss: plain dot products, no L2 normalisation or temperature "
@@ -168,6 +175,7 @@ def build_config(args: argparse.Namespace):
             "embed_dim": args.embed_dim,
             "head_dim": args.head_dim,
             "head_stride": args.head_stride,
+            "query_locality": args.query_locality,
             "normalize_embedding": False if args.plain_embedding else None,
             "embedding_temperature": 1.0 if args.plain_embedding else args.embedding_temperature,
         }.items()

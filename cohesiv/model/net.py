@@ -101,6 +101,9 @@ class ModelConfig:
             paper's plain dot product).
         embedding_temperature: the embedding loss divides the dot products by this (ours 0.1; 1.0 with
             ``normalize_embedding=False`` is the paper's form).
+        query_locality: the query head also gives each query a locality weight lambda_k >= 0 and
+            ``S_k = clamp(q_k . K - lambda_k |x - p_k|^2, 0, 1)`` (beyond [C]; see :class:`CohesivNet`).
+            Runs saved without this field had none: :meth:`from_dict` reads them as False.
     """
 
     encoder_name: str = DEFAULT_ENCODER
@@ -111,6 +114,7 @@ class ModelConfig:
     input_norm: str = AUTO
     normalize_embedding: bool = True
     embedding_temperature: float = 0.1
+    query_locality: bool = False
 
     def __post_init__(self) -> None:
         weights = self.encoder_weights
@@ -138,7 +142,8 @@ class ModelConfig:
         unknown = sorted(set(data) - names)
         if unknown and strict:
             raise CohesivError(f"unknown model config keys {unknown}; known: {sorted(names)}")
-        data = {"head_stride": 1, **data}  # saved before the field existed: full-resolution heads
+        # saved before the fields existed: full-resolution heads, no locality term
+        data = {"head_stride": 1, "query_locality": False, **data}
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
@@ -156,10 +161,43 @@ class NetOutput(NamedTuple):
     scores: torch.Tensor | None
 
 
-def _head(in_ch: int, out_ch: int) -> nn.Sequential:
+#: Unit of the query locality term's distances, in input pixels (:class:`CohesivNet`).
+LOCALITY_UNIT = 32.0
+#: Initial bias of the locality channel: lambda = softplus(-4) ~ 0.018, a penalty of ~0.07 at two
+#: units (64 px), so training starts close to the plain dot product.
+LOCALITY_INIT = -4.0
+
+
+def _head(in_ch: int, out_ch: int, extra: int = 0) -> nn.Sequential:
+    """Conv3x3 -> ReLU -> Conv3x3 with ``out_ch`` hidden and ``out_ch + extra`` output channels."""
     return nn.Sequential(
-        nn.Conv2d(in_ch, out_ch, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(out_ch, out_ch, 3, padding=1)
+        nn.Conv2d(in_ch, out_ch, 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(out_ch, out_ch + extra, 3, padding=1),
     )
+
+
+def locality_penalty(
+    lam: torch.Tensor, points: torch.Tensor, height: int, width: int, unit: float
+) -> torch.Tensor:
+    """``lambda_k |x - p_k|^2`` on a ``(height, width)`` grid, distances in ``unit`` grid pixels.
+
+    Args:
+        lam: ``(B, K)`` locality weights (>= 0).
+        points: ``(B, K, 2)`` ``(x, y)`` grid pixels of the queries.
+        height: rows of the grid.
+        width: columns of the grid.
+        unit: grid pixels per distance unit.
+
+    Returns:
+        ``(B, K, height, width)``.
+    """
+    xs = torch.arange(width, device=points.device, dtype=lam.dtype) / unit
+    ys = torch.arange(height, device=points.device, dtype=lam.dtype) / unit
+    p = points.to(lam.dtype) / unit
+    dx2 = (xs[None, None, :] - p[..., 0:1]) ** 2  # (B, K, W)
+    dy2 = (ys[None, None, :] - p[..., 1:2]) ** 2  # (B, K, H)
+    return lam[..., None, None] * (dy2[..., :, None] + dx2[..., None, :])
 
 
 def pixel_to_grid(points: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -264,10 +302,19 @@ def head_at_points(head: nn.Sequential, z: torch.Tensor, points: torch.Tensor) -
 
 
 def scores_from_queries(
-    q: torch.Tensor, key_map: torch.Tensor, point_valid: torch.Tensor | None = None
+    q: torch.Tensor,
+    key_map: torch.Tensor,
+    point_valid: torch.Tensor | None = None,
+    penalty: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """``S_k = clamp(q_kᵀ K, 0, 1)`` from query vectors ``q (B, K, A)`` and keys ``(B, A, H, W)``."""
-    s = torch.einsum("bka,bahw->bkhw", q, key_map).clamp(0.0, 1.0)
+    """``S_k = clamp(q_kᵀ K - penalty_k, 0, 1)`` from query vectors ``q (B, K, A)`` and keys ``(B, A, H, W)``.
+
+    ``penalty``: ``(B, K, H, W)`` subtracted before the clamp (:func:`locality_penalty`), or None.
+    """
+    s = torch.einsum("bka,bahw->bkhw", q, key_map)
+    if penalty is not None:
+        s = s - penalty
+    s = s.clamp(0.0, 1.0)
     if point_valid is not None:
         s = s * point_valid.to(s.dtype)[:, :, None, None]
     return s
@@ -285,6 +332,12 @@ class CohesivNet(nn.Module):
         head_stride: s, the heads run on ``avg_pool2d(Z, s)`` (a power of 2 up to 32; 1 = full
             resolution, the paper's). The key head's cost falls by s²; S is computed at ``(H/s, W/s)``
             and upsampled bilinearly (``align_corners=False``) when a full-resolution map is asked for.
+        query_locality: the query head has one more output channel, ``lambda_k = softplus`` of it
+            at the query point, and ``S_k = clamp(q_kᵀ K - lambda_k |x - p_k|², 0, 1)`` with distances
+            in units of :data:`LOCALITY_UNIT` input pixels (beyond [C]). The dot product alone is
+            blind to where a pixel is, so two hands that look alike get the same scores; the term
+            lets each query fade with distance, as far as training finds it useful (lambda is learned
+            per query from Z, starting near 0).
         encoder_weights: optional encoder weights loaded at construction: ``"imagenet"`` (bundled with an
             installed package) or the path of a local checkpoint; None (or ``"none"``) for random weights.
         input_norm: the normalisation the encoder expects (a key of :data:`INPUT_NORMS`), None for
@@ -311,6 +364,7 @@ class CohesivNet(nn.Module):
         encoder_weights: str | os.PathLike | None = None,
         input_norm: str | None = None,
         head_stride: int = 1,
+        query_locality: bool = False,
     ) -> None:
         super().__init__()
         if head_stride < 1 or head_stride > SIZE_MULTIPLE or head_stride & (head_stride - 1):
@@ -334,8 +388,13 @@ class CohesivNet(nn.Module):
         self.embed_dim = embed_dim
         self.head_dim = head_dim
         self.head_stride = head_stride
-        self.query_head = _head(embed_dim, head_dim)
+        self.query_locality = query_locality
+        self.query_head = _head(embed_dim, head_dim, extra=1 if query_locality else 0)
         self.key_head = _head(embed_dim, head_dim)
+        if query_locality:
+            with torch.no_grad():
+                self.query_head[2].weight[head_dim:].mul_(0.1)
+                self.query_head[2].bias[head_dim:].fill_(LOCALITY_INIT)
         self.input_norm = input_norm or encoder_input_norm(encoder_name)
         if self.input_norm not in INPUT_NORMS:
             raise CohesivError(f"unknown input_norm {self.input_norm!r}; known: {sorted(INPUT_NORMS)}")
@@ -395,7 +454,11 @@ class CohesivNet(nn.Module):
             z = F.avg_pool2d(z, s)
             points = (points + 0.5) / s - 0.5  # pixel centres on the pooled grid
         q = head_at_points(self.query_head, z, points)  # == sample_at_points(self.query_head(z), points)
-        scores = scores_from_queries(q, self.key_head(z), point_valid)
+        penalty = None
+        if self.query_locality:
+            q, lam = q[..., :-1], F.softplus(q[..., -1])
+            penalty = locality_penalty(lam, points, z.shape[2], z.shape[3], LOCALITY_UNIT / s)
+        scores = scores_from_queries(q, self.key_head(z), point_valid, penalty)
         if s > 1 and full_resolution:
             # a convex combination of values in [0, 1] (and of zeros for invalid queries)
             scores = F.interpolate(scores, scale_factor=s, mode="bilinear", align_corners=False)
@@ -437,6 +500,7 @@ def build_model(cfg: ModelConfig) -> CohesivNet:
         encoder_weights=cfg.encoder_weights,
         input_norm=cfg.input_norm,
         head_stride=cfg.head_stride,
+        query_locality=cfg.query_locality,
     )
 
 

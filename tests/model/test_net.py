@@ -206,3 +206,52 @@ def test_reduced_resolution_network_forward_and_config():
     assert ModelConfig.from_dict({"encoder_name": "resnet18"}).head_stride == 1
     with pytest.raises(CohesivError, match="head_stride"):
         CohesivNet("resnet18", head_stride=3)
+
+
+def test_locality_penalty_is_lambda_times_squared_distance():
+    from cohesiv.model.net import locality_penalty
+
+    lam = torch.tensor([[2.0, 0.5]])
+    pts = torch.tensor([[[3.0, 1.0], [0.0, 0.0]]])
+    pen = locality_penalty(lam, pts, 4, 6, unit=2.0)
+    assert pen.shape == (1, 2, 4, 6)
+    assert pen[0, 0, 1, 3] == 0 and pen[0, 0, 3, 5] == pytest.approx(2.0 * ((2 / 2) ** 2 + (2 / 2) ** 2))
+    assert pen[0, 1, 2, 4] == pytest.approx(0.5 * ((4 / 2) ** 2 + (2 / 2) ** 2))
+
+
+@pytest.mark.parametrize("stride", [1, 4])
+def test_query_locality_fades_scores_with_distance(stride):
+    from cohesiv.model.net import LOCALITY_UNIT
+
+    torch.manual_seed(0)
+    net = CohesivNet("resnet18", embed_dim=8, head_dim=8, head_stride=stride, query_locality=True).eval()
+    plain = CohesivNet("resnet18", embed_dim=8, head_dim=8, head_stride=stride).eval()
+    state = {k: v for k, v in net.state_dict().items() if not k.startswith("query_head.2")}
+    plain.load_state_dict(state, strict=False)  # same encoder, key head and first query conv
+    with torch.no_grad():
+        # q = (1/8, ..., 1/8) and constant keys K = 1: the dot product is 1 everywhere, so the
+        # distance alone shapes S
+        for head in (net.query_head, plain.query_head, net.key_head, plain.key_head):
+            head[2].weight.zero_()
+            head[2].bias[:8].fill_(1.0 if head in (net.key_head, plain.key_head) else 1 / 8)
+        # lambda = softplus(bias): a large one first, then one so small that the term vanishes
+        net.query_head[2].bias[8:].fill_(3.0)
+        x = torch.randn(1, 3, 128, 128)
+        pts = torch.tensor([[[40.0, 40.0]]])
+        s = net(x, pts).scores[0, 0]
+        base = plain(x, pts).scores[0, 0]
+        assert float(base.min()) == pytest.approx(1.0) and float(s[40, 40]) == pytest.approx(1.0, abs=0.05)
+        assert float(s[127, 127]) == 0.0 < float(base[127, 127])  # far away: faded out
+        d = torch.tensor(2 * LOCALITY_UNIT)
+        assert float(s[40, 40 + int(d)]) < float(s[40, 40 + int(d) // 4])  # monotone in distance
+        net.query_head[2].bias[8:].fill_(-30.0)
+        assert torch.allclose(net(x, pts).scores, plain(x, pts).scores, atol=1e-5)  # lambda ~ 0: plain
+
+
+def test_query_locality_config_roundtrip_and_old_runs():
+    cfg = ModelConfig(encoder_name="resnet18", embed_dim=8, head_dim=8, query_locality=True)
+    assert ModelConfig.from_dict(cfg.to_dict()).query_locality is True
+    assert build_model(cfg).query_head[2].out_channels == 9
+    assert (
+        ModelConfig.from_dict({"encoder_name": "resnet18"}).query_locality is False
+    )  # saved before it existed

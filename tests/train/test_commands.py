@@ -115,3 +115,9 @@ def test_paper_preset_keeps_full_resolution_heads(tmp_path):
         _args(["train", "--data", "d", "--out", "r", "--preset", "paper", "--head-stride", "2"])
     )
     assert cfg.model.head_stride == 2
+
+
+def test_query_locality_flag(tmp_path):
+    assert build_config(_args(["train", "--data", "d", "--out", "r"])).model.query_locality is False
+    cfg = build_config(_args(["train", "--data", "d", "--out", "r", "--query-locality"]))
+    assert cfg.model.query_locality is True
