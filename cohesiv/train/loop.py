@@ -278,20 +278,39 @@ def train(
     loss_fn = loss_fn or default_loss(cfg)
     ctx = D.init_distributed(cfg.device)
     try:
-        return _train(cfg, ctx, resume, loss_fn, progress, stop_after, build_model)
+        return _train(
+            cfg,
+            ctx,
+            resume=resume,
+            loss_fn=loss_fn,
+            progress=progress,
+            stop_after=stop_after,
+            build_model=build_model,
+        )
     finally:
         if ctx.initialized:
             torch.distributed.destroy_process_group()
 
 
-def _train(cfg, ctx, resume, loss_fn, progress, stop_after, build_model) -> TrainResult:
-    from torch.utils.data import DataLoader
-    from tqdm import tqdm
+@dataclass
+class _Data:
+    """The training samples of a run and the step counts they give.
 
-    out = Path(cfg.out)
-    _check_run_folder(cfg, resume)
-    D.barrier(ctx)
+    Attributes:
+        train: the augmented training samples.
+        val: the held-out samples of the plateau schedule (None: the epoch's training loss decides).
+        steps_per_epoch: full batches per pass over ``train``.
+        total: optimisation steps of the whole run.
+    """
 
+    train: TrainDataset
+    val: TrainDataset | None
+    steps_per_epoch: int
+    total: int
+
+
+def _load_data(cfg: TrainConfig, ctx: D.DistContext) -> _Data:
+    """Open the datasets, split off the validation samples, check the batch against them."""
     base = PseudoLabelDataset(cfg.data)
     base.check_files()  # a truncated sample fails now, not hours in
     tr_idx, va_idx = split_indices(base, cfg.val_fraction if cfg.schedule == "plateau" else 0.0)
@@ -309,7 +328,52 @@ def _train(cfg, ctx, resume, loss_fn, progress, stop_after, build_model) -> Trai
         raise CohesivError(f"--batch {cfg.batch} must be a multiple of the number of processes ({ctx.world})")
     steps_per_epoch = len(train_ds) // cfg.batch
     total = cfg.steps if cfg.steps is not None else cfg.epochs * steps_per_epoch
+    return _Data(train_ds, val_ds, steps_per_epoch, total)
 
+
+@dataclass
+class _State:
+    """What a checkpoint saves besides the weights and the optimizer (and a resume restores).
+
+    Attributes:
+        step: optimisation steps done.
+        plateau: the plateau schedule's state.
+        epoch_sum: ``[sum, count]`` of this epoch's training losses.
+        stopped_early: the early stop ended the run.
+    """
+
+    step: int = 0
+    plateau: PlateauState = field(default_factory=PlateauState)
+    epoch_sum: list = field(default_factory=lambda: [0.0, 0])
+    stopped_early: bool = False
+
+    def to_dict(self, data: _Data) -> dict[str, Any]:
+        """The checkpoint's JSON state (with the RNG state, taken now)."""
+        return {
+            "epoch": self.step // data.steps_per_epoch,
+            "total_steps": data.total,
+            "plateau": self.plateau.__dict__,
+            "epoch_loss": self.epoch_sum,
+            "stopped_early": self.stopped_early,
+            "rng": _rng_state(),
+        }
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> _State:
+        """The state of a checkpoint's JSON (also restores the RNG state it holds)."""
+        _set_rng_state(state.get("rng", {}))
+        return cls(
+            step=int(state["step"]),
+            plateau=PlateauState(**state.get("plateau", {})),
+            epoch_sum=list(state.get("epoch_loss", [0.0, 0])),
+            stopped_early=bool(state.get("stopped_early", False)),
+        )
+
+
+def _build(
+    cfg: TrainConfig, ctx: D.DistContext, build_model: Callable[[Any], nn.Module]
+) -> tuple[nn.Module, torch.optim.Optimizer]:
+    """The seeded network on its device (SyncBatchNorm, channels-last as configured) and its AdamW."""
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model)
     if ctx.distributed and cfg.sync_bn and ctx.device.type == "cuda":  # SyncBatchNorm is GPU-only
@@ -318,37 +382,134 @@ def _train(cfg, ctx, resume, loss_fn, progress, stop_after, build_model) -> Trai
     if cfg.channels_last:  # NHWC: faster convolutions on CPU (oneDNN); the same maths
         model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return model, optimizer
 
-    step, plateau, epoch_sum = 0, PlateauState(), [0.0, 0]
-    stopped_early = False
-    ckpt = load_checkpoint(out / "checkpoints") if resume else None
-    if ckpt is not None:
-        model_state, optim_state, state = ckpt
-        model.load_state_dict(model_state)
-        optimizer.load_state_dict(optim_state)
-        step = int(state["step"])
-        plateau = PlateauState(**state.get("plateau", {}))
-        epoch_sum = list(state.get("epoch_loss", [0.0, 0]))
-        stopped_early = bool(state.get("stopped_early", False))
-        _set_rng_state(state.get("rng", {}))
 
-    writer = None
-    if ctx.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        write_run_config(out, config_document(cfg))
+def _resume(out: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> _State:
+    """Load the newest checkpoint of ``out`` into the model and optimizer; its state (a fresh one if none)."""
+    ckpt = load_checkpoint(out / "checkpoints")
+    if ckpt is None:
+        return _State()
+    model_state, optim_state, state = ckpt
+    model.load_state_dict(model_state)
+    optimizer.load_state_dict(optim_state)
+    return _State.from_dict(state)
+
+
+class _RunLog:
+    """The rank-0 outputs of a run while it trains: ``log.jsonl``, ``train.log`` and TensorBoard.
+
+    On other ranks every method does nothing.
+    """
+
+    def __init__(self, out: Path, ctx: D.DistContext, step: int) -> None:
+        self.out, self.writer = out, None
+        if not ctx.is_main:
+            return
         _trim_log(out / "log.jsonl", step)
         from torch.utils.tensorboard import SummaryWriter
 
-        writer = SummaryWriter(str(out / "tb"), purge_step=step if step else None)
+        self.writer = SummaryWriter(str(out / "tb"), purge_step=step if step else None)
         handler = logging.FileHandler(out / "train.log")
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
         _log.addHandler(handler)
         _log.setLevel(logging.INFO)
+
+    def scalars(self, step: int, rec: dict[str, Any], parts: dict[str, float]) -> None:
+        """Write one logged step: its record to ``log.jsonl`` and ``train.log``, its scalars to TensorBoard."""
+        if self.writer is None:
+            return
+        _append_log(self.out / "log.jsonl", rec)
+        _log.info(" ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in rec.items()))
+        self.writer.add_scalar("loss/total", rec["loss"], step)
+        for k, v in parts.items():
+            self.writer.add_scalar(f"loss/{k}", v, step)
+        self.writer.add_scalar("lr", rec["lr"], step)
+        self.writer.add_scalar("throughput/images_per_s", rec["images_per_s"], step)
+
+    def images(self, step: int, batch: Batch, scores: torch.Tensor) -> None:
+        """Write the first sample's input, responsibility and score to TensorBoard."""
+        if self.writer is None:
+            return
+        self.writer.add_image("input", _denorm(batch.images[0].detach().cpu()), step)
+        self.writer.add_image("R", batch.responsibility[0, 1:2].detach().cpu().clamp(0, 1), step)
+        self.writer.add_image("S", scores[0, :1].detach().cpu().clamp(0, 1), step)
+
+    def epoch(self, step: int, epoch: int, value: float, scale: float) -> None:
+        """Write an epoch's validation loss and lr scale."""
+        if self.writer is None:
+            return
+        self.writer.add_scalar("loss/validation", value, step)
+        _log.info("epoch %d validation loss %.5g lr scale %g", epoch, value, scale)
+
+    def close(self) -> None:
+        """Close TensorBoard and detach ``train.log``."""
+        if self.writer is None:
+            return
+        self.writer.close()
+        for h in list(_log.handlers):
+            _log.removeHandler(h)
+            h.close()
+
+
+def _step(
+    net: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batch: Batch,
+    *,
+    lr: float,
+    loss_fn: LossFn,
+    cfg: TrainConfig,
+    fwd_kw: dict[str, Any],
+    step: int,
+) -> tuple[Any, torch.Tensor, dict[str, Any]]:
+    """One optimisation step at learning rate ``lr``; return ``(output, loss, loss parts)``."""
+    for g in optimizer.param_groups:
+        g["lr"] = lr
+    output = net(batch.images, batch.points, batch.point_valid, **fwd_kw)
+    loss, parts = loss_fn(output, batch)
+    parts = {k: v for k, v in parts.items() if k != "loss"}
+    if not torch.isfinite(loss):
+        raise CohesivError(f"loss became {float(loss)} at step {step}; lower --lr")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip:
+        torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+    optimizer.step()
+    return output, loss, parts
+
+
+def _train(
+    cfg: TrainConfig,
+    ctx: D.DistContext,
+    *,
+    resume: bool,
+    loss_fn: LossFn,
+    progress: bool,
+    stop_after: int | None,
+    build_model: Callable[[Any], nn.Module],
+) -> TrainResult:
+    """The body of :func:`train` once the process group is up (arguments as there)."""
+    from torch.utils.data import DataLoader
+    from tqdm import tqdm
+
+    out = Path(cfg.out)
+    _check_run_folder(cfg, resume)
+    D.barrier(ctx)
+    data = _load_data(cfg, ctx)
+    model, optimizer = _build(cfg, ctx, build_model)
+    st = _resume(out, model, optimizer) if resume else _State()
+
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_run_config(out, config_document(cfg))
+    runlog = _RunLog(out, ctx, st.step)
+    if ctx.is_main:
         _log.info(
             "%s run %s: %d training samples (%d held out), %d steps/epoch, %d steps, world %d, device %s, "
             "threads %d",
-            "resume" if step else "start", out, len(train_ds), len(va_idx), steps_per_epoch, total, ctx.world,
-            ctx.device, torch.get_num_threads(),
+            "resume" if st.step else "start", out, len(data.train), len(data.val or ()), data.steps_per_epoch,
+            data.total, ctx.world, ctx.device, torch.get_num_threads(),
         )  # fmt: skip
     D.barrier(ctx)
 
@@ -361,115 +522,79 @@ def _train(cfg, ctx, resume, loss_fn, progress, stop_after, build_model) -> Trai
     # reduced-resolution heads: the loss compares their scores with pooled targets (no upsampling)
     fwd_kw = {"full_resolution": False} if getattr(model, "head_stride", 1) > 1 else {}
 
-    sampler = StepBatchSampler(len(train_ds), cfg.batch, cfg.seed, step, total, ctx.rank, ctx.world)
+    sampler = StepBatchSampler(len(data.train), cfg.batch, cfg.seed, st.step, data.total, ctx.rank, ctx.world)
     loader = DataLoader(
-        train_ds,
+        data.train,
         batch_sampler=sampler,
         collate_fn=partial(collate, object_threshold=cfg.object_threshold),
         num_workers=cfg.num_workers,
         persistent_workers=False,
     )
     bar = tqdm(
-        total=total, initial=step, disable=None if (progress and ctx.is_main) else True, file=sys.stderr, dynamic_ncols=True,
-        desc="train", unit="step",
+        total=data.total, initial=st.step, disable=None if (progress and ctx.is_main) else True, file=sys.stderr,
+        dynamic_ncols=True, desc="train", unit="step",
     )  # fmt: skip
     history: list[tuple[int, float]] = []
     window: list[float] = []
-    t0, n0, cpu0 = time.perf_counter(), step, time.process_time()
+    t0, n0, cpu0 = time.perf_counter(), st.step, time.process_time()
     last_loss = float("nan")
 
     def save() -> None:
         if ctx.is_main:
             save_checkpoint(
                 out / "checkpoints",
-                step=step,
+                step=st.step,
                 model_state=_unwrap(net).state_dict(),
                 optimizer_state=optimizer.state_dict(),
                 weights_metadata={"format": "cohesiv", "model_config": json.dumps(cfg.model.to_dict())},
-                state={
-                    "epoch": step // steps_per_epoch,
-                    "total_steps": total,
-                    "plateau": plateau.__dict__,
-                    "epoch_loss": epoch_sum,
-                    "stopped_early": stopped_early,
-                    "rng": _rng_state(),
-                },
+                state=st.to_dict(data),
             )
         D.barrier(ctx)
 
     try:
-        it = iter(loader) if not stopped_early else iter(())
-        for batch in it:
+        for batch in iter(loader) if not st.stopped_early else iter(()):
             batch: Batch = batch.to(ctx.device)
             if cfg.channels_last:
                 batch.images = batch.images.contiguous(memory_format=torch.channels_last)
-            lr = lr_at(step, total, cfg, plateau)
-            for g in optimizer.param_groups:
-                g["lr"] = lr
-            output = net(batch.images, batch.points, batch.point_valid, **fwd_kw)
-            loss, parts = loss_fn(output, batch)
-            parts = {k: v for k, v in parts.items() if k != "loss"}
-            if not torch.isfinite(loss):
-                raise CohesivError(f"loss became {float(loss)} at step {step}; lower --lr")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
-            optimizer.step()
-            step += 1
+            lr = lr_at(st.step, data.total, cfg, st.plateau)
+            output, loss, parts = _step(
+                net, optimizer, batch, lr=lr, loss_fn=loss_fn, cfg=cfg, fwd_kw=fwd_kw, step=st.step
+            )
+            st.step += 1
+            step = st.step
 
             vals = torch.tensor([_scalar(loss)] + [_scalar(v) for v in parts.values()])
             vals = D.all_mean(ctx, vals).cpu()
             last_loss = float(vals[0])
             history.append((step, last_loss))
             window.append(last_loss)
-            epoch_sum = [epoch_sum[0] + last_loss, epoch_sum[1] + 1]
+            st.epoch_sum = [st.epoch_sum[0] + last_loss, st.epoch_sum[1] + 1]
             bar.update(1)
-            if step % cfg.log_every == 0 or step == total:
+            if step % cfg.log_every == 0 or step == data.total:
                 ips = (step - n0) * cfg.batch / max(time.perf_counter() - t0, 1e-9)
                 bar.set_postfix(loss=f"{sum(window) / len(window):.4f}", lr=f"{lr:.2e}", img_s=f"{ips:.1f}")
-                if ctx.is_main:
-                    rec = {"step": step, "epoch": (step - 1) // steps_per_epoch, "loss": last_loss}
-                    rec.update({k: float(v) for k, v in zip(parts, vals[1:].tolist())})
-                    rec.update({"lr": lr, "images_per_s": ips})
-                    rec.update({"time": time.time(), "cpu_s": time.process_time() - cpu0})
-                    _append_log(out / "log.jsonl", rec)
-                    _log.info(
-                        " ".join(
-                            f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in rec.items()
-                        )
-                    )
-                    writer.add_scalar("loss/total", last_loss, step)
-                    for k, v in zip(parts, vals[1:].tolist()):
-                        writer.add_scalar(f"loss/{k}", v, step)
-                    writer.add_scalar("lr", lr, step)
-                    writer.add_scalar("throughput/images_per_s", ips, step)
+                rec = {"step": step, "epoch": (step - 1) // data.steps_per_epoch, "loss": last_loss}
+                rec.update({k: float(v) for k, v in zip(parts, vals[1:].tolist())})
+                rec.update({"lr": lr, "images_per_s": ips})
+                rec.update({"time": time.time(), "cpu_s": time.process_time() - cpu0})
+                runlog.scalars(step, rec, dict(zip(parts, vals[1:].tolist())))
                 window = []
-            if ctx.is_main and cfg.image_every and step % cfg.image_every == 0 and output.scores is not None:
-                writer.add_image("input", _denorm(batch.images[0].detach().cpu()), step)
-                writer.add_image("R", batch.responsibility[0, 1:2].detach().cpu().clamp(0, 1), step)
-                writer.add_image("S", output.scores[0, :1].detach().cpu().clamp(0, 1), step)
+            if cfg.image_every and step % cfg.image_every == 0 and output.scores is not None:
+                runlog.images(step, batch, output.scores)
 
-            if step % steps_per_epoch == 0 and cfg.schedule == "plateau":
-                if val_ds is not None:
-                    value = validation_loss(_unwrap(net), val_ds, ctx, loss_fn, cfg)
+            if step % data.steps_per_epoch == 0 and cfg.schedule == "plateau":
+                if data.val is not None:
+                    value = validation_loss(_unwrap(net), data.val, ctx, loss_fn, cfg)
                 else:
-                    value = epoch_sum[0] / max(epoch_sum[1], 1)
-                plateau.update(value, patience=cfg.plateau_patience, factor=cfg.plateau_factor)
-                epoch_sum = [0.0, 0]
-                if ctx.is_main:
-                    writer.add_scalar("loss/validation", value, step)
-                    _log.info(
-                        "epoch %d validation loss %.5g lr scale %g",
-                        step // steps_per_epoch,
-                        value,
-                        plateau.scale,
-                    )
-                if cfg.early_stop_patience and plateau.stall_epochs >= cfg.early_stop_patience:
-                    stopped_early = True
+                    value = st.epoch_sum[0] / max(st.epoch_sum[1], 1)
+                st.plateau.update(value, patience=cfg.plateau_patience, factor=cfg.plateau_factor)
+                st.epoch_sum = [0.0, 0]
+                runlog.epoch(step, step // data.steps_per_epoch, value, st.plateau.scale)
+                if cfg.early_stop_patience and st.plateau.stall_epochs >= cfg.early_stop_patience:
+                    st.stopped_early = True
                     save()
                     break
-            if step % cfg.save_every == 0 or step == total:
+            if step % cfg.save_every == 0 or step == data.total:
                 save()
             if cfg.keep_every and step % cfg.keep_every == 0 and ctx.is_main:
                 save_run_model(out, _unwrap(net), cfg.model, name=f"step-{step:06d}")
@@ -479,12 +604,8 @@ def _train(cfg, ctx, resume, loss_fn, progress, stop_after, build_model) -> Trai
                 break
     finally:
         bar.close()
-        if writer is not None:
-            writer.close()
-            for h in list(_log.handlers):
-                _log.removeHandler(h)
-                h.close()
-    return TrainResult(run=out, step=step, loss=last_loss, stopped_early=stopped_early, history=history)
+        runlog.close()
+    return TrainResult(run=out, step=st.step, loss=last_loss, stopped_early=st.stopped_early, history=history)
 
 
 def _append_log(path: Path, rec: dict) -> None:
