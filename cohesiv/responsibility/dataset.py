@@ -34,6 +34,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -306,6 +307,46 @@ def _read_person_mask(src: ClipSource, reader: FrameReader, t: int, size: tuple[
     raise InputError(d, f"no person mask for frame {t} (looked for {', '.join(c.name for c in cands)})")
 
 
+@dataclass
+class _ClipPlan:
+    """One clip's share of a run: the frames this worker labels.
+
+    Attributes:
+        src: the clip.
+        name: its name in sample ids (unique in the run).
+        reader: its frames.
+        n: its frame count.
+        todo: the frame indices to label, in order.
+    """
+
+    src: ClipSource
+    name: str
+    reader: FrameReader
+    n: int
+    todo: list[int]
+
+
+@dataclass
+class _Output:
+    """Where and how a run writes its samples (shared by every clip).
+
+    Attributes:
+        root: the dataset folder.
+        config: the label settings.
+        summary: the run's counts and times (updated in place).
+        viz: also write overlays.
+        bar: the progress bar (tqdm) or None.
+        after_sample: called with each finished sample's id, or None.
+    """
+
+    root: Path
+    config: PseudoLabelConfig
+    summary: Summary
+    viz: bool = False
+    bar: Any = None
+    after_sample: Callable[[str], None] | None = None
+
+
 class _Timer:
     def __init__(self, summary: Summary, stage: str) -> None:
         self.summary, self.stage = summary, stage
@@ -399,15 +440,15 @@ def write_dataset(
             else:
                 todo.append(t)
         if todo:
-            plans.append((src, name, reader, n, todo))
-    flows = [flow_fn(p[0]) for p in plans]  # fails early (e.g. --flow gt on a real clip)
+            plans.append(_ClipPlan(src, name, reader, n, todo))
+    flows = [flow_fn(p.src) for p in plans]  # fails early (e.g. --flow gt on a real clip)
 
     for sub in ("images", "samples") + (("viz",) if viz else ()):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(root, {sample_id(p[1], t) for p in plans for t in p[4]})
+    _remove_stale_temporaries(root, {sample_id(p.name, t) for p in plans for t in p.todo})
     if not have_json:
         _write_dataset_json(root, config)
-    total = sum(len(p[4]) for p in plans)
+    total = sum(len(p.todo) for p in plans)
     bar = None
     if progress and total:
         from tqdm import tqdm
@@ -415,23 +456,10 @@ def write_dataset(
         bar = tqdm(
             total=total, unit="frame", desc="pseudolabel", dynamic_ncols=True, leave=False, disable=None
         )
+    output = _Output(root, config, summary, viz=viz, bar=bar, after_sample=after_sample)
     try:
-        for (src, name, reader, n, todo), flow in zip(plans, flows):
-            _label_clip(
-                src,
-                name,
-                reader,
-                n,
-                todo,
-                root,
-                config,
-                flow,
-                valid_fn,
-                summary,
-                viz,
-                bar,
-                after_sample,
-            )
+        for plan, flow in zip(plans, flows):
+            _label_clip(plan, flow, valid_fn, output)
     finally:
         if bar is not None:
             bar.close()
@@ -456,8 +484,18 @@ def _unique_names(clips: Sequence[ClipSource]) -> list[str]:
     return out
 
 
-def _label_clip(src, name, reader, n, todo, root, config, flow, valid_fn, summary, viz, bar, after_sample):
+def _label_clip(
+    plan: _ClipPlan,
+    flow: FlowFn,
+    valid_fn: Callable[[np.ndarray, np.ndarray], np.ndarray] | None,
+    output: _Output,
+) -> None:
+    """Label and write the frames ``plan.todo`` of one clip, streamed once through a sliding flow window."""
     from cohesiv.flow.cache import FlowCache, StreamingFrames
+
+    src, name, reader, n, todo = plan.src, plan.name, plan.reader, plan.n, plan.todo
+    root, config, summary, viz = output.root, output.config, output.summary, output.viz
+    bar, after_sample = output.bar, output.after_sample
 
     reach = max(abs(k) for k in config.offsets)
     frames = StreamingFrames(reader, keep=2 * reach + 2)  # one forward decode of a video
