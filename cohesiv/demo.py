@@ -29,6 +29,13 @@ from pathlib import Path
 import numpy as np
 
 from cohesiv.errors import CohesivError
+from cohesiv.io import FrameReader, HandTracks, read_hands, read_image, write_hands, write_image
+from cohesiv.io.dataset import read_manifest, read_sample
+from cohesiv.model import ModelConfig
+from cohesiv.report import Section, write_report
+from cohesiv.responsibility.labeler import PseudoLabelConfig
+from cohesiv.responsibility.masks import object_mask
+from cohesiv.train.config import TrainConfig
 
 #: Names of the learned model and of its pseudo-label baseline in the demo's metrics.
 MODEL_METHOD = "COHESIV (ours, trained on pseudo-labels)"
@@ -115,166 +122,246 @@ def _clips(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and (p / "hands.json").exists())
 
 
+@dataclass
+class _Clips:
+    """The demo's synthetic clip folders per split."""
+
+    train: list[Path]
+    val: list[Path]
+    test: list[Path]
+
+
+def _synth(cfg: DemoConfig, out: Path, progress: bool) -> _Clips:
+    """Stage 1: the synthetic train / validation / test clips (``cohesiv synth``)."""
+    from cohesiv.synth import generate_dataset
+
+    splits = {"train": cfg.train_clips, "val": cfg.val_clips, "test": cfg.test_clips}
+    for k, (split, n) in enumerate(splits.items()):
+        generate_dataset(
+            out / "synth" / split,
+            clips=n,
+            frames=cfg.frames,
+            size=cfg.size,
+            seed=cfg.seed + 1000 * k,
+            camera="mixed",
+            progress=progress,
+        )
+    return _Clips(*(_clips(out / "synth" / s) for s in ("train", "val", "test")))
+
+
+def _video_hands(
+    video: Path, out: Path, notes: list[str], say: Callable[[str], None], progress: bool
+) -> HandTracks | None:
+    """Stage 2: the real video's hands (``cohesiv hands``, kept in ``out/video/hands.json``); None when none."""
+    hands_file = out / "video" / "hands.json"
+    try:
+        if hands_file.exists():
+            tracks = read_hands(hands_file)
+        else:
+            from cohesiv.hands import detect_hands
+
+            tracks = detect_hands(video, progress=progress)
+            write_hands(hands_file, tracks)
+        n_with = sum(1 for hs in tracks.frames.values() if hs)
+        say(f"[demo] hands found in {n_with} of {len(FrameReader(video))} frames of {video}")
+        if n_with == 0:
+            notes.append(f"No hand was detected in {video}; the real-video part is skipped.")
+            return None
+        return tracks
+    except (CohesivError, ImportError) as e:
+        notes.append(f"Real video skipped: hand detection unavailable ({e}).")
+        say(f"[demo] real video skipped: {e}")
+        return None
+
+
+def _pseudolabels(
+    cfg: DemoConfig,
+    out: Path,
+    clips: _Clips,
+    video: Path | None,
+    video_hands: HandTracks | None,
+    say: Callable[[str], None],
+    progress: bool,
+) -> tuple[PseudoLabelConfig, list[Path]]:
+    """Stage 3: pseudo-label datasets of the training clips and the video; ``(their config, folders)``."""
+    from cohesiv.responsibility.dataset import ClipSource, write_dataset
+
+    # egocentric cameras move: fit the camera motion instead of assuming a static background
+    plcfg = PseudoLabelConfig(background="homography", forearm=cfg.forearm)
+    sources = [ClipSource(path=c, hands=read_hands(c / "hands.json")) for c in clips.train]
+    summary = write_dataset(sources, out / "pseudo" / "synth", plcfg, viz=False, progress=progress)
+    say(summary.to_text())
+    datasets = [out / "pseudo" / "synth"]
+    if video is not None and video_hands is not None:
+        n = len(FrameReader(video))
+        frames = [t for t in range(0, n, cfg.video_every) if video_hands.hands_at(t)]
+        vsum = write_dataset(
+            [ClipSource(path=video, hands=video_hands, frames=frames, name="video")],
+            out / "pseudo" / "video",
+            plcfg,
+            viz=True,
+            progress=progress,
+        )
+        say(vsum.to_text())
+        datasets.append(out / "pseudo" / "video")
+    return plcfg, datasets
+
+
+def _train_run(cfg: DemoConfig, run: Path, datasets: list[Path], progress: bool) -> TrainConfig:
+    """Stage 4: the short CPU training run (resumed when ``run`` holds one); its config."""
+    from cohesiv.train import make_config, train
+
+    tcfg = make_config(
+        data=tuple(str(d) for d in datasets),
+        out=str(run),
+        steps=cfg.steps,
+        size=cfg.train_size,
+        batch=cfg.batch,
+        seed=cfg.seed,
+        save_every=50,
+        image_every=0,
+        model=ModelConfig(embed_dim=cfg.embed_dim, head_dim=cfg.head_dim),
+    )
+    train(tcfg, resume=(run / "config.yaml").exists(), progress=progress)
+    return tcfg
+
+
+def _calibrate(
+    cfg: DemoConfig, run: Path, val: list[Path], say: Callable[[str], None], progress: bool
+) -> None:
+    """Stage 5: prototypes and thresholds on the validation clips (``cohesiv calibrate``)."""
+    from cohesiv.eval.calibrate import calibrate_run
+
+    # training crops show objects larger than a whole frame resized to the crop size, so the
+    # calibration also tries the clips' own size (128 -> 192 raised the demo's All mIoU by ~30 points)
+    sizes = cfg.calibrate_sizes or (cfg.train_size, _round32(max(cfg.size)))
+    calib = calibrate_run(run, val, size=sizes, objective=cfg.calibrate_objective, progress=progress)
+    if len(calib.get("sizes", {})) > 1:
+        tried = ", ".join(f"{k}: {v:.1f}" for k, v in calib["sizes"].items())
+        say(f"[demo] network size {calib['size']} (validation {calib['objective']} mIoU by size: {tried})")
+    say(f"[demo] thresholds {calib.get('thresholds')}")
+
+
+def _evaluate(run: Path, clips: _Clips, plcfg: PseudoLabelConfig, out: Path, progress: bool) -> dict:
+    """Stage 6: the model and the baselines on the held-out clips; metrics per method (also ``metrics.json``)."""
+    from cohesiv.eval.driver import write_metrics
+    from cohesiv.eval.runner import build_baseline, evaluate_run, run_baseline
+
+    metrics: dict = {MODEL_METHOD: evaluate_run(run, clips.test, progress=progress)}
+    base = build_baseline("responsibility", config=plcfg)  # the very pseudo-labels (label_frame)
+    metrics[PSEUDO_METHOD], _ = run_baseline(base, clips.test, val=clips.val, progress=progress)
+    fb = build_baseline("flow", flow="dis", background="homography")
+    metrics["Flow baseline (DIS)"], _ = run_baseline(fb, clips.test, val=clips.val, progress=progress)
+    write_metrics(out / "metrics.json", metrics)
+    return metrics
+
+
+def _short_run_notes(cfg: DemoConfig, metrics: dict) -> list[str]:
+    """The report's note when the model does not beat its pseudo-labels on All and Pair."""
+    model_all = metrics[MODEL_METHOD]["All"]["mIoU"]
+    pseudo_all = metrics[PSEUDO_METHOD]["All"]["mIoU"]
+    model_pair = metrics[MODEL_METHOD]["Pair"]["mIoU"]
+    pseudo_pair = metrics[PSEUDO_METHOD]["Pair"]["mIoU"]
+    if model_all >= pseudo_all and model_pair >= pseudo_pair:
+        return []
+    return [
+        f"The model's {cfg.steps} training steps are too few for it to beat its pseudo-labels on both All "
+        f"and Pair (All {model_all:.1f} vs {pseudo_all:.1f}, Pair {model_pair:.1f} vs {pseudo_pair:.1f}). "
+        "Longer runs on more clips do (README, Results: bench/real.py --no-real, bench/experiment.py); "
+        "'cohesiv demo --steps N --clips N' trains longer."
+    ]
+
+
 def run_demo(cfg: DemoConfig, *, say: Callable[[str], None] = print, progress: bool = True) -> DemoResult:
     """Run the pipeline of the module docstring and write ``cfg.out/report.html``.
 
     Returns:
         :class:`DemoResult`.
     """
-    from cohesiv.eval.driver import write_metrics
-    from cohesiv.eval.runner import build_baseline, evaluate_run, run_baseline
-    from cohesiv.io import FrameReader, read_hands, write_hands
-    from cohesiv.model import ModelConfig
-    from cohesiv.report import Section, write_report
-    from cohesiv.responsibility.dataset import ClipSource, PseudoLabelConfig, write_dataset
-    from cohesiv.synth import generate_dataset
-    from cohesiv.train import make_config, train
-    from cohesiv.train.calibrate import calibrate_run
-
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     times: dict[str, float] = {}
     notes: list[str] = []
     figs = out / "figures"
     figs.mkdir(exist_ok=True)
+    run = out / "run"
 
-    # 1. synthetic clips
     with _stage(times, "synth", say):
-        splits = {"train": cfg.train_clips, "val": cfg.val_clips, "test": cfg.test_clips}
-        for k, (split, n) in enumerate(splits.items()):
-            generate_dataset(
-                out / "synth" / split,
-                clips=n,
-                frames=cfg.frames,
-                size=cfg.size,
-                seed=cfg.seed + 1000 * k,
-                camera="mixed",
-                progress=progress,
-            )
-    train_clips, val_clips, test_clips = (_clips(out / "synth" / s) for s in ("train", "val", "test"))
-
-    # 2. hands on the real video
-    video = cfg.video
-    video_hands = None
+        clips = _synth(cfg, out, progress)
+    video, video_hands = cfg.video, None
     if video is not None:
         with _stage(times, "hands", say):
-            hands_file = out / "video" / "hands.json"
-            try:
-                if hands_file.exists():
-                    video_hands = read_hands(hands_file)
-                else:
-                    from cohesiv.hands import detect_hands
-
-                    video_hands = detect_hands(video, progress=progress)
-                    write_hands(hands_file, video_hands)
-                n_with = sum(1 for hs in video_hands.frames.values() if hs)
-                say(f"[demo] hands found in {n_with} of {len(FrameReader(video))} frames of {video}")
-                if n_with == 0:
-                    notes.append(f"No hand was detected in {video}; the real-video part is skipped.")
-                    video_hands = None
-            except (CohesivError, ImportError) as e:
-                notes.append(f"Real video skipped: hand detection unavailable ({e}).")
-                say(f"[demo] real video skipped: {e}")
-                video_hands = None
-
-    # 3. pseudo-labels
+            video_hands = _video_hands(video, out, notes, say, progress)
     with _stage(times, "pseudolabel", say):
-        # egocentric cameras move: fit the camera motion instead of assuming a static background
-        plcfg = PseudoLabelConfig(background="homography", forearm=cfg.forearm)
-        sources = [ClipSource(path=c, hands=read_hands(c / "hands.json")) for c in train_clips]
-        summary = write_dataset(sources, out / "pseudo" / "synth", plcfg, viz=False, progress=progress)
-        say(summary.to_text() if hasattr(summary, "to_text") else str(summary))
-        datasets = [out / "pseudo" / "synth"]
-        if video_hands is not None:
-            n = len(FrameReader(video))
-            frames = [t for t in range(0, n, cfg.video_every) if video_hands.hands_at(t)]
-            vsum = write_dataset(
-                [ClipSource(path=video, hands=video_hands, frames=frames, name="video")],
-                out / "pseudo" / "video",
-                plcfg,
-                viz=True,
-                progress=progress,
-            )
-            say(vsum.to_text() if hasattr(vsum, "to_text") else str(vsum))
-            datasets.append(out / "pseudo" / "video")
-
-    # 4. training
-    run = out / "run"
+        plcfg, datasets = _pseudolabels(cfg, out, clips, video, video_hands, say, progress)
     with _stage(times, "train", say):
-        tcfg = make_config(
-            data=tuple(str(d) for d in datasets),
-            out=str(run),
-            steps=cfg.steps,
-            size=cfg.train_size,
-            batch=cfg.batch,
-            seed=cfg.seed,
-            save_every=50,
-            image_every=0,
-            model=ModelConfig(embed_dim=cfg.embed_dim, head_dim=cfg.head_dim),
-        )
-        train(tcfg, resume=(run / "config.yaml").exists(), progress=progress)
-
-    # 5. calibration
+        tcfg = _train_run(cfg, run, datasets, progress)
     with _stage(times, "calibrate", say):
-        # training crops show objects larger than a whole frame resized to the crop size, so the
-        # calibration also tries the clips' own size (128 -> 192 raised the demo's All mIoU by ~30 points)
-        sizes = cfg.calibrate_sizes or (cfg.train_size, _round32(max(cfg.size)))
-        calib = calibrate_run(
-            run, val_clips, size=sizes, objective=cfg.calibrate_objective, progress=progress
-        )
-        if len(calib.get("sizes", {})) > 1:
-            tried = ", ".join(f"{k}: {v:.1f}" for k, v in calib["sizes"].items())
-            say(
-                f"[demo] network size {calib['size']} (validation {calib['objective']} mIoU by size: {tried})"
-            )
-        say(f"[demo] thresholds {calib.get('thresholds')}")
-
-    # 6. evaluation on held-out synthetic clips
-    metrics: dict = {}
+        _calibrate(cfg, run, clips.val, say, progress)
     with _stage(times, "eval", say):
-        metrics[MODEL_METHOD] = evaluate_run(run, test_clips, progress=progress)
-        base = build_baseline("responsibility", config=plcfg)  # the very pseudo-labels (label_frame)
-        metrics[PSEUDO_METHOD], _ = run_baseline(base, test_clips, val=val_clips, progress=progress)
-        fb = build_baseline("flow", flow="dis", background="homography")
-        metrics["Flow baseline (DIS)"], _ = run_baseline(fb, test_clips, val=val_clips, progress=progress)
-        write_metrics(out / "metrics.json", metrics)
-    model_all = metrics[MODEL_METHOD]["All"]["mIoU"]
-    pseudo_all = metrics[PSEUDO_METHOD]["All"]["mIoU"]
-    model_pair = metrics[MODEL_METHOD]["Pair"]["mIoU"]
-    pseudo_pair = metrics[PSEUDO_METHOD]["Pair"]["mIoU"]
-    short_run = []
-    if model_all < pseudo_all or model_pair < pseudo_pair:
-        short_run = [
-            f"The model's {cfg.steps} training steps are too few for it to beat its pseudo-labels on both All "
-            f"and Pair (All {model_all:.1f} vs {pseudo_all:.1f}, Pair {model_pair:.1f} vs {pseudo_pair:.1f}). "
-            "Longer runs on more clips do (README, Results: bench/real.py --no-real, bench/experiment.py); "
-            "'cohesiv demo --steps N --clips N' trains longer."
-        ]
-
+        metrics = _evaluate(run, clips, plcfg, out, progress)
+    short_run = _short_run_notes(cfg, metrics)
     # 7. pictures: pseudo-labels, predictions on test clips and on the video
     with _stage(times, "predict", say):
-        fig_pseudo, fig_pred, fig_video = _pictures(
-            out, run, datasets, test_clips, video if video_hands is not None else None, video_hands, cfg
+        pictures = _pictures(
+            out, run, datasets, clips.test, video if video_hands is not None else None, video_hands, cfg
         )
-
     # 8. real photos with hand masks (when the data folder is there)
-    real_tables, fig_real, real_notes = [], [], []
     with _stage(times, "real images", say):
         real_tables, fig_real, real_notes = _real_images(run, cfg, figs, say, progress)
 
-    # report
+    sections = _report_sections(
+        cfg,
+        tcfg,
+        clips,
+        video,
+        notes,
+        short_run,
+        metrics,
+        pictures,
+        (real_tables, fig_real, real_notes),
+        times,
+    )
+    report = write_report(out / "report.html", "cohesiv demo", sections)
+    (out / "timings.json").write_text(json.dumps(times, indent=2))
+    real_lines = []
+    for title, cols, rows in real_tables:
+        real_lines.append(f"Real images, {title}:")
+        real_lines += [
+            f"  {r[0]:45s} " + "  ".join(f"{c} {v:5.1f}" for c, v in zip(cols[1:], r[1:])) for r in rows
+        ]
+    return DemoResult(
+        report=report, metrics=metrics, times=times, notes=notes + short_run + real_notes, real=real_lines
+    )
+
+
+def _report_sections(
+    cfg: DemoConfig,
+    tcfg: TrainConfig,
+    clips: _Clips,
+    video: Path | None,
+    notes: list[str],
+    short_run: list[str],
+    metrics: dict,
+    pictures: tuple[list, list, list],
+    real: tuple[list, list, list],
+    times: dict[str, float],
+) -> list[Section]:
+    """The report's sections: what ran, the metrics, the pictures, the real photos, the timings."""
+    fig_pseudo, fig_pred, fig_video = pictures
+    real_tables, fig_real, real_notes = real
     enc, weights = tcfg.model.encoder_name, tcfg.model.encoder_weights
     init = {"imagenet": "ImageNet weights bundled with an installed package", None: "random init"}.get(
         weights, f"weights {weights}"
     )
-    sections = [
+    return [
         Section(
             "What ran",
             [
                 "cohesiv learns to segment hands and the objects they hold from unlabeled video. Optical flow "
                 "(DIS) and hand points give per-hand responsibility maps (pseudo-labels); a U-Net with "
                 "query/key heads is trained on them and then segments a single image given a hand point.",
-                f"Synthetic clips: {len(train_clips)} train / {len(val_clips)} validation / {len(test_clips)} "
+                f"Synthetic clips: {len(clips.train)} train / {len(clips.val)} validation / {len(clips.test)} "
                 f"test, {cfg.frames} frames at {cfg.size[0]}x{cfg.size[1]}. Real video: "
                 f"{video if video is not None else 'none'}. Training: {cfg.steps} steps, encoder {enc} ({init}; "
                 f"embedding F={cfg.embed_dim}, heads A={cfg.head_dim}), {cfg.train_size}x{cfg.train_size} "
@@ -317,33 +404,22 @@ def run_demo(cfg: DemoConfig, *, say: Callable[[str], None] = print, progress: b
             tables=[("seconds per stage", ["stage", "seconds"], [[k, v] for k, v in times.items()])],
         ),
     ]
-    report = write_report(out / "report.html", "cohesiv demo", sections)
-    (out / "timings.json").write_text(json.dumps(times, indent=2))
-    real_lines = []
-    for title, cols, rows in real_tables:
-        real_lines.append(f"Real images, {title}:")
-        real_lines += [
-            f"  {r[0]:45s} " + "  ".join(f"{c} {v:5.1f}" for c, v in zip(cols[1:], r[1:])) for r in rows
-        ]
-    return DemoResult(
-        report=report, metrics=metrics, times=times, notes=notes + short_run + real_notes, real=real_lines
-    )
 
 
 def _real_images(run: Path, cfg: DemoConfig, figs: Path, say: Callable[[str], None], progress: bool):
     """Score the run on the real image sets; return (tables, figures, notes) for the report."""
-    from cohesiv.eval.images import find_image_sets, run_image_eval
-
     if cfg.real_images == ():
         return [], [], ["Not scored on real images (--no-real-images, or --quick)."]
-    sets = list(cfg.real_images) if cfg.real_images is not None else find_image_sets()
+    from cohesiv.eval import images
+
+    sets = list(cfg.real_images) if cfg.real_images is not None else images.find_image_sets()
     if not sets:
         return [], [], ["No real image set found (set COHESIV_DATA to the data folder); not scored."]
     tables, fig, notes = [], [], []
     for path in sets:
         viz = figs / f"real_{path.name}"
         try:
-            res = run_image_eval(path, run=run, viz=viz, progress=progress)
+            res = images.run_image_eval(path, run=run, viz=viz, progress=progress)
         except (CohesivError, ImportError) as e:
             notes.append(f"{path}: not scored ({e}).")
             continue
@@ -384,9 +460,7 @@ def _metrics_table(metrics: dict) -> tuple[str, list[str], list[list]]:
 
 def _pictures(out, run, datasets, test_clips, video, video_hands, cfg):
     """Write the report's pictures; return (pseudo-label figs, synthetic prediction figs, video figs)."""
-    from cohesiv.io import FrameReader, read_hands, read_image, write_image
     from cohesiv.model import Predictor
-    from cohesiv.responsibility.dataset import read_manifest
     from cohesiv.viz import caption, label_overlay, tile
 
     figs = out / "figures"
@@ -436,25 +510,19 @@ def _pictures(out, run, datasets, test_clips, video, video_hands, cfg):
 
 
 def _pseudolabel_picture(ds: Path, rec: dict, figs: Path) -> Path:
-    from cohesiv.io import read_image, write_image
     from cohesiv.viz import pseudolabel_panel
 
     img = read_image(ds / rec["image"])
-    with np.load(ds / rec["sample"]) as z:
-        r = z["responsibility"].astype(np.float32)
-        person = z["person"]
-        valid = z["valid"]
-    obj = ((r[1:].max(0) if r.shape[0] > 1 else np.zeros_like(person)) > 0.5) & (person == 0)
+    r, person, valid = read_sample(ds / rec["sample"])
     pts = [np.asarray(h.get("points", []), np.float32).reshape(-1, 2) for h in rec["hands"]]
     path = figs / f"pseudo_{rec['id']}.png"
-    write_image(path, pseudolabel_panel(img, r, person, obj.astype(np.uint8), valid, pts))
+    write_image(path, pseudolabel_panel(img, r, person, object_mask(r, person), valid, pts))
     return path
 
 
 def _overview_picture(ds: Path, rec: dict, predictor, path: Path) -> Path:
     """One strip: frame, DIS flow to the next frame, responsibility, person/object masks, prediction."""
     from cohesiv.flow import estimate_flow, flow_to_color
-    from cohesiv.io import FrameReader, read_image, write_image
     from cohesiv.viz import (
         OBJECT_COLOR,
         PERSON_COLOR,
@@ -466,10 +534,8 @@ def _overview_picture(ds: Path, rec: dict, predictor, path: Path) -> Path:
     )
 
     img = read_image(ds / rec["image"])
-    with np.load(ds / rec["sample"]) as z:
-        r = z["responsibility"].astype(np.float32)
-        person = z["person"]
-    obj = ((r[1:].max(0) > 0.5) & (person == 0)).astype(np.uint8)
+    r, person, _ = read_sample(ds / rec["sample"])
+    obj = object_mask(r, person)
     tiles = [caption(img, "frame")]
     clip = Path(rec["clip"])
     try:
