@@ -15,7 +15,8 @@ Every stage is the real command line, resumed in the work folder (a second run s
   5. ``cohesiv calibrate`` on the synthetic val split (the only labels there are at training time);
   6. ``cohesiv eval --images`` on the real image sets with masks (``real-hand-masks-hof``: binary hand
      masks; ``hands23-demo-silver``: EgoHOS labels made from a detector, silver), hands from MediaPipe,
-     with the hull of the same hand points as the floor; ``cohesiv eval`` on the synthetic test split
+     with the hull of the same hand points as the floor, the model as read out and the model kept inside
+     each hand's support (``--support points``: that hull, cut at the wrist); ``cohesiv eval`` on the synthetic test split
      with the Thresholded Responsibility of the same pseudo-labels beside it.
 
 Prints one table and writes it to ``RUN/summary.json``. Examples:
@@ -151,7 +152,9 @@ def print_summary(results: dict, title: str) -> None:
             d = r["detection"]
             det = f"{d['found']}/{d['missed']}/{d['false']} of {d['gt_hands']}"
             for method, m in r["methods"].items():
-                label = {"model": "model", "hull": "hull of the points"}.get(method, method)
+                label = {"hull": "hull of the points", "model+support": "model + hand support"}.get(
+                    method, method
+                )
                 if r["kind"] == "binary":
                     cells = [m["All-hands"]["mIoU"], None, None, None]
                 else:
@@ -186,7 +189,12 @@ def main() -> None:
     ap.add_argument(
         "--pseudo-args", default="--forearm --background homography", help="'cohesiv pseudolabel' options"
     )
-    ap.add_argument("--calibrate-args", default="--size 192,256", help="extra 'cohesiv calibrate' options")
+    ap.add_argument(
+        "--calibrate-args",
+        default="--size 256",
+        help="extra 'cohesiv calibrate' options (default '--size 256', the synthetic clips' size: each "
+        "size tried costs a full calibration pass)",
+    )
     a = ap.parse_args()
     t_start = time.perf_counter()
     run = a.out
