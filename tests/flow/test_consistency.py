@@ -96,3 +96,36 @@ def test_valid_mask_flags_region_uncovered_by_a_moving_occluder_with_dis():
     far[:10], far[-10:], far[:, :10], far[:, -10:] = False, False, False, False
     assert (~valid_b[uncovered]).mean() > 0.6
     assert valid_b[far].mean() > 0.95
+
+
+def _valid_whole_image(flow_fw, flow_bw, alpha=0.01, beta=0.5):
+    """The check on whole images, as before the strips (the formula's operations in its order)."""
+    _, h, w = flow_fw.shape
+    fx, fy = flow_fw
+    bx, by = warp_backward(flow_bw, flow_fw)
+    bound = fx * fx + fy * fy
+    bound += bx * bx
+    bound += by * by
+    bound = bound * np.float32(alpha) + np.float32(beta)
+    ex, ey = bx + fx, by + fy
+    ok = ex * ex + ey * ey < bound
+    xs = fx + np.arange(w, dtype=np.float32)
+    ys = fy + np.arange(h, dtype=np.float32)[:, None]
+    return ok & (xs >= -0.5) & (xs <= w - 0.5) & (ys >= -0.5) & (ys <= h - 0.5)
+
+
+@pytest.mark.parametrize("size", [(37, 23), (240, 320), (61, 700)])
+def test_strip_wise_check_equals_the_whole_image_formula(size):
+    # strips of rows (cache-friendly) must not change a single pixel, for sizes that do not
+    # divide into whole strips and for rows longer than a strip
+    h, w = size
+    rng = np.random.default_rng(h * w)
+    shift = np.array([2.3, -1.6], np.float32)[:, None, None]  # a translation, plus noise
+    flow_fw = (shift + rng.normal(0, 0.4, (2, h, w))).astype(np.float32)
+    flow_bw = (-shift + rng.normal(0, 0.4, (2, h, w))).astype(np.float32)
+    got = forward_backward_valid(flow_fw, flow_bw)
+    np.testing.assert_array_equal(got, _valid_whole_image(flow_fw, flow_bw))
+    assert 0.05 < got.mean() < 0.95  # both outcomes occur
+    # a channel-first view (as DIS returns) gives the same mask
+    view = np.ascontiguousarray(flow_bw.transpose(1, 2, 0)).transpose(2, 0, 1)
+    np.testing.assert_array_equal(forward_backward_valid(flow_fw, view), got)
