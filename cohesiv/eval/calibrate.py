@@ -398,6 +398,21 @@ def frame_metrics(frames: Sequence[ValFrame], thresholds: dict[str, float], held
     return meter.result()
 
 
+def best_within_tolerance(main: np.ndarray, secondary: np.ndarray, tolerance: float) -> int:
+    """The calibration's choice rule: among candidates within ``tolerance`` of the best ``main``, the best ``secondary``.
+
+    Args:
+        main: the objective's mIoU of each candidate (any shape; NaN = no instance).
+        secondary: the tie-breaker of each candidate (the mean mIoU of the four tasks), same shape.
+        tolerance: mIoU points (at least 1e-6, so that float ties count as within).
+
+    Returns:
+        The flat index of the chosen candidate (the first one in order on a tie).
+    """
+    near = main >= np.nanmax(main) - max(float(tolerance), 1e-6)
+    return int(np.argmax(np.where(near, secondary, -np.inf)))
+
+
 def search_held(
     frames: Sequence[ValFrame],
     thresholds: dict[str, float],
@@ -455,11 +470,14 @@ def search_held(
         f"{t:g}": summary(frame_metrics(frames, thresholds, replace(fitted, threshold=float(t))))
         for t in grid
     }
-    best = max(v[objective] for v in scores.values())
-    chosen = max(
-        (k for k, v in scores.items() if v[objective] >= best - max(float(tolerance), 1e-6)),
-        key=lambda k: scores[k]["mean4"],
-    )
+    keys = list(scores)
+    chosen = keys[
+        best_within_tolerance(
+            np.array([scores[k][objective] for k in keys]),
+            np.array([scores[k]["mean4"] for k in keys]),
+            tolerance,
+        )
+    ]
     model = replace(fitted, threshold=float(chosen))
     report.update(grid=scores, threshold=float(chosen), before=summary(frame_metrics(frames, thresholds)))
     report["after"] = scores[chosen]
@@ -559,10 +577,8 @@ def search_thresholds(
     main = grids[objective]
     if np.isnan(main).all():
         raise CohesivError(f"no {objective} instance to calibrate on (labeled frames without hands?)")
-    best = np.nanmax(main)
     secondary = np.nanmean(np.stack([grids[t] for t in grids if not np.isnan(grids[t]).all()]), 0)
-    score = np.where(main >= best - max(float(tolerance), 1e-6), secondary, -np.inf)
-    i, j, r = np.unravel_index(int(np.argmax(score)), score.shape)
+    i, j, r = np.unravel_index(best_within_tolerance(main, secondary, tolerance), main.shape)
     th = dict(zip(THRESHOLD_NAMES, (float(grid_h[i]), float(grid_o[j]), float(grid_r[r]))))
     return th, float(main[i, j, r])
 
