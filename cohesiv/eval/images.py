@@ -504,3 +504,24 @@ def _model_and_support(predict: ImagePredictFn) -> tuple[ImagePredictFn, ImagePr
         return restrict_to_support(last["pred"], hands)
 
     return plain, supported
+
+
+#: The real image sets with masks that the project's data folder holds (see its SOURCE.txt files).
+KNOWN_IMAGE_SETS = ("real-hand-masks-hof", "hands23-demo-silver")
+
+
+def find_image_sets(data: str | Path | None = None) -> list[Path]:
+    """The known real image sets present in a data folder.
+
+    Args:
+        data: the folder; default ``$COHESIV_DATA``, else ``shared/data`` beside the source checkout.
+
+    Returns:
+        The folders of :data:`KNOWN_IMAGE_SETS` found there (possibly none).
+    """
+    import os
+
+    if data is None:
+        env = os.environ.get("COHESIV_DATA")
+        data = Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "data"
+    return [Path(data) / name for name in KNOWN_IMAGE_SETS if (Path(data) / name / "images").is_dir()]

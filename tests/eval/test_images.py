@@ -174,3 +174,13 @@ def test_model_and_support_runs_the_network_once_per_image(binary_set):
     assert res["methods"]["model+support"]["All-hands"]["mIoU"] == pytest.approx(
         res["methods"]["hull"]["All-hands"]["mIoU"]
     )
+
+
+def test_find_image_sets(tmp_path, monkeypatch):
+    from cohesiv.eval.images import KNOWN_IMAGE_SETS, find_image_sets
+
+    (tmp_path / KNOWN_IMAGE_SETS[0] / "images").mkdir(parents=True)
+    (tmp_path / "other" / "images").mkdir(parents=True)
+    assert find_image_sets(tmp_path) == [tmp_path / KNOWN_IMAGE_SETS[0]]
+    monkeypatch.setenv("COHESIV_DATA", str(tmp_path))
+    assert find_image_sets() == [tmp_path / KNOWN_IMAGE_SETS[0]]
