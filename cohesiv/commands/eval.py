@@ -212,21 +212,18 @@ def run(args: argparse.Namespace) -> int:
 
         if args.threshold is None and not args.val:
             raise CohesivError("give --val CLIPS to fit the threshold, or --threshold VALUE")
-        if args.temperature <= 0:
-            raise CohesivError(f"--temperature must be > 0, got {args.temperature}")
-        default = (-3, -2, -1, 1, 2, 3) if args.baseline == "responsibility" else (1,)
-        offsets = _offsets(args.offsets, default)
-        plcfg = label_config(args, offsets="1,2,3")
+        plcfg = label_config(args)  # checks every pseudo-label value (the temperature > 0, ...)
+        offsets = _offsets(args.offsets, plcfg.offsets if args.baseline == "responsibility" else (1,))
         baseline = build_baseline(args.baseline, config=plcfg, offsets=offsets)
         metrics, fit = run_baseline(
             baseline, args.data, val=args.val, threshold=args.threshold, progress=progress
         )
         config.update(
             baseline=args.baseline,
-            flow=args.flow,
+            flow=plcfg.flow,
             offsets=list(offsets),
-            temperature=args.temperature if args.baseline == "responsibility" else None,
-            background=args.background,
+            temperature=plcfg.temperature if args.baseline == "responsibility" else None,
+            background=plcfg.background,
             pseudolabel=plcfg.to_dict() if args.baseline == "responsibility" else None,
             threshold=metrics["threshold"],
             val=list(args.val or []),
@@ -237,7 +234,7 @@ def run(args: argparse.Namespace) -> int:
                 "val_all_mIoU": fit.all_miou,
                 "n_images": fit.n_images,
             }
-        title = f"{args.baseline} baseline (flow {args.flow}, threshold {metrics['threshold']:.3g})"
+        title = f"{args.baseline} baseline (flow {plcfg.flow}, threshold {metrics['threshold']:.3g})"
         metrics.pop("threshold")
     metrics["config"] = config
     write_metrics(args.out, metrics)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cohesiv.defaults import DEFAULT_DIS_PRESET, DIS_PRESET_NAMES
+from cohesiv import config
 
 HELP = "compute optical flow of a clip (.flo files + colour images)"
 DESCRIPTION = """\
@@ -35,35 +35,39 @@ def _offsets(text: str) -> list[int]:
     return vals
 
 
-#: The DIS presets and the default, from :mod:`cohesiv.defaults` (imports nothing: ``--help`` stays instant).
-PRESETS = DIS_PRESET_NAMES
-DEFAULT_PRESET = DEFAULT_DIS_PRESET
+def _help(text: str, default: object) -> str:
+    return config.help_default(text, default)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``cohesiv flow`` arguments to ``parser``."""
+    """Add the ``cohesiv flow`` arguments to ``parser`` (defaults: :mod:`cohesiv.config`, shown by ``--help``)."""
+    flow, options = config.FlowConfig(), config.FlowFolderOptions()
     parser.add_argument("clip", help="video file (mp4/avi/mov/gif/...) or folder of images")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    parser.add_argument("--method", choices=("dis", "raft"), default="dis", help="flow method")
-    parser.add_argument(
-        "--preset",
-        choices=PRESETS,
-        default=None,
-        help=f"DIS preset (default {DEFAULT_PRESET})",
-    )
+    parser.add_argument("--method", choices=config.FLOW_METHODS, help=_help("flow method", flow.method))
+    parser.add_argument("--preset", choices=config.DIS_PRESET_NAMES, help=_help("DIS preset", flow.preset))
     parser.add_argument(
         "--raft-weights", metavar="PATH", help="RAFT checkpoint (torchvision or princeton-vl)"
     )
-    parser.add_argument("--raft-model", choices=("small", "large"), default="small", help="RAFT size")
-    parser.add_argument("--raft-iters", type=int, default=12, help="RAFT refinement iterations")
-    parser.add_argument("--device", default=None, help="torch device for RAFT (default: cuda if available)")
     parser.add_argument(
-        "--offsets", type=_offsets, default=[1], metavar="K[,K...]", help="frame offsets k: flows t -> t+k"
+        "--raft-model", choices=config.RAFT_MODELS, help=_help("RAFT size", config.DEFAULT_RAFT_MODEL)
+    )
+    parser.add_argument(
+        "--raft-iters", type=int, help=_help("RAFT refinement iterations", config.DEFAULT_RAFT_ITERS)
+    )
+    parser.add_argument("--device", help="torch device for RAFT (default: cuda if available)")
+    parser.add_argument(
+        "--offsets",
+        type=_offsets,
+        metavar="K[,K...]",
+        help=_help("frame offsets k: flows t -> t+k", options.offsets),
     )
     parser.add_argument("--backward", action="store_true", help="also flows t+k -> t, and valid masks")
-    parser.add_argument("--alpha", type=float, default=0.01, help="consistency check: relative tolerance")
     parser.add_argument(
-        "--beta", type=float, default=0.5, help="consistency check: absolute tolerance (px^2)"
+        "--alpha", type=float, help=_help("consistency check: relative tolerance", options.alpha)
+    )
+    parser.add_argument(
+        "--beta", type=float, help=_help("consistency check: absolute tolerance (px^2)", options.beta)
     )
     parser.add_argument("--no-color", action="store_true", help="do not write colour images")
     parser.add_argument(
@@ -71,29 +75,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _given(args: argparse.Namespace, *names: str) -> dict:
+    """The options among ``names`` that were given (not None): the others keep their defaults."""
+    return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+
+
 def run(args: argparse.Namespace) -> int:
     """Compute and write the flows (:func:`cohesiv.flow.folder.write_flow_folder`); return 0."""
     from cohesiv.errors import InputError
     from cohesiv.flow import FlowEstimator
-    from cohesiv.flow.folder import FlowFolderOptions, write_flow_folder
+    from cohesiv.flow.folder import write_flow_folder
 
     if args.method == "raft" and args.preset is not None:
         raise InputError(None, "--preset applies to --method dis only (RAFT: --raft-model, --raft-iters)")
-    options = FlowFolderOptions(
-        offsets=tuple(args.offsets),
-        backward=args.backward,
-        alpha=args.alpha,
-        beta=args.beta,
-        color=not args.no_color,
-        overwrite=args.overwrite,
+    given = _given(args, "offsets", "alpha", "beta")
+    if "offsets" in given:
+        given["offsets"] = tuple(given["offsets"])
+    options = config.FlowFolderOptions(
+        color=not args.no_color, backward=args.backward, overwrite=args.overwrite, **given
     )
     est = FlowEstimator(
-        method=args.method,
-        preset=args.preset,
         raft_weights=args.raft_weights,
-        raft_model=args.raft_model,
         device=args.device,
-        raft_iters=args.raft_iters,
+        **_given(args, "method", "preset", "raft_model", "raft_iters"),
     )
     summary = write_flow_folder(args.clip, args.out, est, options)
     print(summary.to_text(args.out))

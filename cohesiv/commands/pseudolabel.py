@@ -5,7 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cohesiv.defaults import RESPONSIBILITY_TEMPERATURE
+from cohesiv.config import (
+    BACKGROUNDS,
+    FLOW_SOURCES,
+    HOMOGRAPHY_METHODS,
+    RAFT_MODELS,
+    SMOOTHINGS,
+    PseudoLabelConfig,
+    default_of,
+    help_default,
+)
 
 HELP = "make a pseudo-label dataset (responsibility maps, person masks) from clips and hand points"
 DESCRIPTION = """\
@@ -58,46 +67,62 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
 
 
-def add_label_arguments(parser, offsets: str = "1,2,3", fb_flag: bool = True) -> None:
+def _positive_offsets(offsets: tuple[int, ...]) -> str:
+    """``(-3, -2, -1, 1, 2, 3)`` -> ``"1,2,3"`` (the ``--offsets`` spelling: each k is used as +k and -k)."""
+    return ",".join(str(k) for k in sorted({abs(k) for k in offsets}))
+
+
+def add_label_arguments(parser, offsets: str | None = "config", fb_flag: bool = True) -> None:
     """Add every option that determines the pseudo-labels (shared with ``cohesiv eval --baseline``).
+
+    Every flag defaults to None and takes the :class:`~cohesiv.config.PseudoLabelConfig` value
+    (shown by ``--help``), so the defaults are written once, on the config.
 
     Args:
         parser: an ``argparse`` parser or argument group.
-        offsets: default of ``--offsets`` (None: no default, the caller decides).
+        offsets: ``"config"``: ``--offsets`` shows the config's offsets as its default; None: the
+            caller decides (``cohesiv eval``: the flow baseline uses 1, the next frame).
         fb_flag: add ``--no-fb-check`` (the caller may have its own spelling).
     """
+
+    def dflt(text: str, name: str) -> str:
+        return help_default(text, default_of(PseudoLabelConfig, name))
+
+    offsets_help = "frame offsets k; each is used as +k and -k"
     parser.add_argument(
         "--offsets",
-        default=offsets,
-        help="frame offsets k; each is used as +k and -k (default 1,2,3"
-        + ("" if offsets else "; the flow baseline: 1, the next frame")
-        + ")",
+        help=help_default(offsets_help, _positive_offsets(default_of(PseudoLabelConfig, "offsets")))
+        if offsets
+        else f"{offsets_help} (default 1,2,3; the flow baseline: 1, the next frame)",
     )
-    parser.add_argument(
-        "--temperature", type=float, default=RESPONSIBILITY_TEMPERATURE, help="softmax temperature, pixels"
-    )
+    parser.add_argument("--temperature", type=float, help=dflt("softmax temperature, pixels", "temperature"))
     parser.add_argument(
         "--background",
-        default="static",
-        choices=("static", "homography"),
-        help="background motion: static camera [C], or a camera homography fitted away from the hands",
+        choices=BACKGROUNDS,
+        help=dflt(
+            "background motion: static camera [C], or a camera homography fitted away from the hands",
+            "background",
+        ),
     )
     parser.add_argument(
         "--homography",
-        default="magsac",
-        choices=("magsac", "dlt"),
-        help="hand fit: OpenCV USAC-MAGSAC (robust) or kornia DLT (least squares)",
+        choices=HOMOGRAPHY_METHODS,
+        help=dflt("hand fit: OpenCV USAC-MAGSAC (robust) or kornia DLT (least squares)", "homography"),
     )
-    parser.add_argument("--inlier-threshold", type=float, default=1.5, help="MAGSAC inlier threshold, pixels")
+    parser.add_argument(
+        "--inlier-threshold", type=float, help=dflt("MAGSAC inlier threshold, pixels", "inlier_threshold")
+    )
     parser.add_argument(
         "--flow",
-        default="dis",
-        choices=("dis", "raft", "gt"),
-        help="flow: OpenCV DIS, RAFT (needs --raft-weights) or the exact flow of a 'cohesiv synth' clip",
+        choices=FLOW_SOURCES,
+        help=dflt(
+            "flow: OpenCV DIS, RAFT (needs --raft-weights) or the exact flow of a 'cohesiv synth' clip",
+            "flow",
+        ),
     )
-    parser.add_argument("--dis-preset", default=None, help="DIS preset (default: the flow module's)")
+    parser.add_argument("--dis-preset", help="DIS preset (default: the flow module's)")
     parser.add_argument("--raft-weights", metavar="FILE", help="local RAFT checkpoint (for --flow raft)")
-    parser.add_argument("--raft-model", default="small", choices=("small", "large"), help="RAFT size")
+    parser.add_argument("--raft-model", choices=RAFT_MODELS, help=dflt("RAFT size", "raft_model"))
     if fb_flag:
         parser.add_argument(
             "--no-fb-check",
@@ -105,7 +130,9 @@ def add_label_arguments(parser, offsets: str = "1,2,3", fb_flag: bool = True) ->
             help="skip the forward-backward flow check (valid = 1 everywhere; halves flow work on sparse --frames)",
         )
     parser.add_argument(
-        "--hull-dilation", type=float, default=0.2, help="person-mask dilation, fraction of hand size"
+        "--hull-dilation",
+        type=float,
+        help=dflt("person-mask dilation, fraction of hand size", "hull_dilation"),
     )
     parser.add_argument(
         "--forearm",
@@ -120,58 +147,70 @@ def add_label_arguments(parser, offsets: str = "1,2,3", fb_flag: bool = True) ->
     )
     parser.add_argument(
         "--smoothing",
-        default="none",
-        choices=("none", "guided", "superpixel"),
-        help="edge-aware smoothing of the responsibility on the frame (guided filter or SLIC superpixel mean; "
-        "meant for thin/flat objects; lowered Pair on synthetic clips)",
+        choices=SMOOTHINGS,
+        help=dflt(
+            "edge-aware smoothing of the responsibility on the frame (guided filter or SLIC superpixel mean; "
+            "meant for thin/flat objects; lowered Pair on synthetic clips)",
+            "smoothing",
+        ),
     )
     parser.add_argument(
         "--smoothing-radius",
         type=float,
-        default=0.02,
-        help="guided-filter radius / superpixel size, fraction of the image diagonal",
+        help=dflt(
+            "guided-filter radius / superpixel size, fraction of the image diagonal", "smoothing_radius"
+        ),
     )
 
 
+#: ``PseudoLabelConfig`` field -> the ``add_label_arguments`` destination that sets it.
+_LABEL_FIELDS = {
+    "temperature": "temperature",
+    "background": "background",
+    "homography": "homography",
+    "inlier_threshold": "inlier_threshold",
+    "flow": "flow",
+    "flow_preset": "dis_preset",
+    "raft_model": "raft_model",
+    "raft_weights": "raft_weights",
+    "hull_dilation": "hull_dilation",
+    "smoothing": "smoothing",
+    "smoothing_radius": "smoothing_radius",
+}
+
+
 def label_config(args: argparse.Namespace, offsets: str | None = None):
-    """The :class:`~cohesiv.responsibility.labeler.PseudoLabelConfig` of parsed :func:`add_label_arguments`.
+    """The :class:`~cohesiv.config.PseudoLabelConfig` of parsed :func:`add_label_arguments`.
+
+    Options left unset (None) take the config's default.
 
     Args:
         args: the parsed arguments.
-        offsets: used when ``args.offsets`` is None.
+        offsets: used when ``args.offsets`` is None (None: the config's offsets).
 
     Raises:
         CohesivError: a bad value (the message names it), or ``--flow raft`` without weights.
     """
     from cohesiv._checks import parse_int_list
     from cohesiv.errors import CohesivError
-    from cohesiv.responsibility.labeler import PseudoLabelConfig
 
+    given = {f: getattr(args, dest) for f, dest in _LABEL_FIELDS.items() if getattr(args, dest) is not None}
     text = args.offsets if args.offsets is not None else offsets
     try:
-        ks = parse_int_list(text)
-        if not ks or 0 in ks:
-            raise ValueError(f"--offsets must be non-zero integers, got {text!r}")
+        if text is not None:
+            ks = parse_int_list(text)
+            if not ks or 0 in ks:
+                raise ValueError(f"--offsets must be non-zero integers, got {text!r}")
+            given["offsets"] = tuple(sorted({s * abs(k) for k in ks for s in (-1, 1)}))
         config = PseudoLabelConfig(
-            offsets=tuple(sorted({s * abs(k) for k in ks for s in (-1, 1)})),
-            temperature=args.temperature,
-            background=args.background,
-            homography=args.homography,
-            inlier_threshold=args.inlier_threshold,
-            flow=args.flow,
-            flow_preset=args.dis_preset,
-            raft_model=args.raft_model,
-            raft_weights=args.raft_weights,
             fb_check=not args.no_fb_check,
-            hull_dilation=args.hull_dilation,
             forearm=args.forearm,
-            smoothing=args.smoothing,
-            smoothing_radius=args.smoothing_radius,
             separate_hands=args.separate_hands,
+            **given,
         )
     except ValueError as e:
         raise CohesivError(str(e)) from None
-    if args.flow == "raft" and not args.raft_weights:
+    if config.flow == "raft" and not config.raft_weights:
         raise CohesivError("--flow raft needs --raft-weights FILE (a local RAFT checkpoint)")
     return config
 

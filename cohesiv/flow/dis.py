@@ -12,7 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from cohesiv.flow.defaults import DEFAULT_DIS_PRESET, DIS_PRESET_NAMES
+from cohesiv.config import DEFAULT_DIS_PRESET, DIS_PRESET_NAMES
 
 #: OpenCV's preset name -> OpenCV constant (``cv2.DISOPTICAL_FLOW_PRESET_<NAME>``).
 DIS_PRESETS = {

@@ -2,47 +2,24 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from cohesiv.flow.defaults import DEFAULT_DIS_PRESET, DEFAULT_RAFT_ITERS, DIS_PRESET_NAMES, RAFT_MODELS
+from cohesiv.config import (
+    DEFAULT_DIS_PRESET,
+    DEFAULT_RAFT_ITERS,
+    DEFAULT_RAFT_MODEL,
+    DIS_PRESET_NAMES,
+    FLOW_METHODS,
+    RAFT_MODELS,
+    FlowConfig,
+)
 from cohesiv.flow.dis import DISFlow
 
-FLOW_METHODS = ("dis", "raft")
-
-
-@dataclasses.dataclass(frozen=True)
-class FlowConfig:
-    """Everything that determines a flow field (saved beside written flows as ``flow.json``).
-
-    Attributes:
-        method: ``"dis"`` (default, OpenCV, no weights) or ``"raft"`` (torchvision, local weights).
-        preset: DIS preset (a name of ``cohesiv.flow.defaults.DIS_PRESET_NAMES``); None for RAFT.
-        raft_model: ``"small"`` or ``"large"`` (RAFT only).
-        raft_weights: local checkpoint path (RAFT only).
-        raft_iters: RAFT refinement iterations.
-    """
-
-    method: str = "dis"
-    preset: str | None = DEFAULT_DIS_PRESET
-    raft_model: str | None = None
-    raft_weights: str | None = None
-    raft_iters: int | None = None
-
-    def to_dict(self) -> dict:
-        """Return a JSON-serialisable dict."""
-        return dataclasses.asdict(self)
-
-    def same_flow(self, other: FlowConfig) -> bool:
-        """True when both configs give the same flow (the weights file is compared by name only)."""
-        a, b = self.to_dict(), other.to_dict()
-        for d in (a, b):
-            d["raft_weights"] = Path(d["raft_weights"]).name if d["raft_weights"] else None
-        return a == b
+__all__ = ["FLOW_METHODS", "FlowConfig", "FlowEstimator", "estimate_flow", "flow_to_color"]
 
 
 def _check_pair(frame_a: np.ndarray, frame_b: np.ndarray) -> None:
@@ -84,7 +61,7 @@ class FlowEstimator:
         method: str = "dis",
         preset: str | None = None,
         raft_weights: str | Path | None = None,
-        raft_model: str = "small",
+        raft_model: str = DEFAULT_RAFT_MODEL,
         device: str | None = None,
         raft_iters: int = DEFAULT_RAFT_ITERS,
     ) -> None:
@@ -168,7 +145,7 @@ def estimate_flow(
     method: str = "dis",
     preset: str | None = None,
     raft_weights: str | Path | None = None,
-    raft_model: str = "small",
+    raft_model: str = DEFAULT_RAFT_MODEL,
     device: str | None = None,
     raft_iters: int = DEFAULT_RAFT_ITERS,
 ) -> np.ndarray:

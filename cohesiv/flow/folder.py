@@ -15,40 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from cohesiv.errors import InputError
+from cohesiv.config import FlowFolderOptions
 from cohesiv.flow.cache import FlowCache, StreamingFrames
 from cohesiv.flow.consistency import forward_backward_valid
 from cohesiv.flow.estimator import FlowEstimator, flow_to_color
 from cohesiv.flow.store import check_flow_config, color_file, flow_file, valid_file, write_flow_config
 from cohesiv.io import FrameReader, atomic_write_bytes, write_flo
-
-
-@dataclass(frozen=True)
-class FlowFolderOptions:
-    """What to write besides the forward flows (the flow itself is the estimator's ``FlowConfig``).
-
-    Attributes:
-        offsets: frame offsets k >= 1: flows t -> t+k.
-        backward: also the flows t+k -> t and the forward-backward valid masks.
-        alpha: consistency check, relative tolerance (:func:`cohesiv.flow.forward_backward_valid`).
-        beta: consistency check, absolute tolerance, px^2.
-        color: write the colour images.
-        overwrite: recompute every file, even those that exist.
-    """
-
-    offsets: tuple[int, ...] = (1,)
-    backward: bool = False
-    alpha: float = 0.01
-    beta: float = 0.5
-    color: bool = True
-    overwrite: bool = False
-
-    def __post_init__(self) -> None:
-        """Refuse offsets < 1 and negative (or NaN) tolerances (InputError names the option)."""
-        if not self.offsets or min(self.offsets) < 1:
-            raise InputError(None, f"offsets must be positive integers, got {list(self.offsets)}")
-        if not (self.alpha >= 0 and self.beta >= 0):  # also refuses NaN
-            raise InputError(None, f"--alpha and --beta must be >= 0, got {self.alpha} and {self.beta}")
 
 
 @dataclass

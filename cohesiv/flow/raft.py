@@ -24,8 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cohesiv.config import DEFAULT_RAFT_ITERS, RAFT_MODELS
 from cohesiv.errors import CohesivError, InputError
-from cohesiv.flow.defaults import DEFAULT_RAFT_ITERS, RAFT_MODELS
 from cohesiv.io.tensors import load_tensor_file
 
 #: Where users get weights (printed in errors).

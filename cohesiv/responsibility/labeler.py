@@ -18,97 +18,20 @@ pixels, origin at the centre of the top-left pixel; sizes ``(W, H)``; responsibi
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from cohesiv.defaults import DIS_PRESET_NAMES, RESPONSIBILITY_TEMPERATURE
-from cohesiv.responsibility.maps import BACKGROUNDS, averaged_responsibility
-from cohesiv.responsibility.masks import HULL_DILATION, person_mask
+from cohesiv.config import FLOW_SOURCES as FLOW_SOURCES  # old paths, kept for one release
+from cohesiv.config import SMOOTHINGS as SMOOTHINGS
+from cohesiv.config import PseudoLabelConfig
+from cohesiv.responsibility.maps import averaged_responsibility
+from cohesiv.responsibility.masks import person_mask
 
-FLOW_SOURCES = ("dis", "raft", "gt")
-SMOOTHINGS = ("none", "guided", "superpixel")
 #: Guided-filter regularisation (guide in [0, 1]): edges weaker than about sqrt(eps) are smoothed over.
 GUIDED_EPS = 1e-3
-
-
-@dataclass(frozen=True)
-class PseudoLabelConfig:
-    """Everything that determines the pseudo-labels (saved as ``dataset.json``).
-
-    Attributes:
-        offsets: frame offsets k (flow t -> t+k), e.g. ``(-3, -2, -1, 1, 2, 3)`` ([C]).
-        temperature: softmax temperature in pixels (2 in [C]).
-        background: ``"static"`` ([C]) or ``"homography"`` (camera motion fitted robustly).
-        homography: hand fit method, ``"magsac"`` (OpenCV USAC-MAGSAC) or ``"dlt"`` (kornia).
-        inlier_threshold: MAGSAC inlier threshold, pixels.
-        flow: ``"dis"``, ``"raft"`` or ``"gt"`` (exact flow of a ``cohesiv synth`` clip).
-        flow_preset: DIS preset (None: the flow module's default).
-        raft_model: ``"small"`` or ``"large"``.
-        raft_weights: local RAFT checkpoint path.
-        fb_check: compute the forward–backward ``valid`` mask (and use it to drop hand points
-            and weight the offset average); without it ``valid`` is all ones.
-        hull_dilation: person-mask dilation as a fraction of the hand's size.
-        forearm: add a forearm band to the person mask for hands given as 21 MediaPipe
-            keypoints (beyond [C]; see :func:`cohesiv.responsibility.masks.forearm_polygon`).
-        object_threshold: responsibility threshold of the object mask (used by ``--viz`` only;
-            training derives the object mask itself).
-        smoothing: ``"none"``, ``"guided"`` or ``"superpixel"``: edge-aware smoothing of the
-            responsibility on the frame (beyond [C]; meant to fill thin or textureless parts of held
-            objects whose flow is unreliable): a guided filter (:func:`guided_smoothing`) or the
-            mean over SLIC superpixels (:func:`superpixel_pooling`). Off by default: on synthetic
-            clips both lowered Pair (bench/flow_labels.py --smoothing).
-        smoothing_radius: guided-filter radius / superpixel size, fraction of the image diagonal.
-        separate_hands: inside the dilated hull of exactly one hand, move every hand's responsibility
-            to that hand (:func:`separate_hands`; beyond [C], off by default).
-    """
-
-    offsets: tuple[int, ...] = (-3, -2, -1, 1, 2, 3)
-    temperature: float = RESPONSIBILITY_TEMPERATURE
-    background: str = "static"
-    homography: str = "magsac"
-    inlier_threshold: float = 1.5
-    flow: str = "dis"
-    flow_preset: str | None = None
-    raft_model: str = "small"
-    raft_weights: str | None = None
-    fb_check: bool = True
-    hull_dilation: float = HULL_DILATION
-    forearm: bool = False
-    object_threshold: float = 0.5
-    smoothing: str = "none"
-    smoothing_radius: float = 0.02
-    separate_hands: bool = False
-
-    def __post_init__(self) -> None:
-        """Validate the values (ValueError names the field)."""
-        offs = tuple(int(k) for k in self.offsets)
-        object.__setattr__(self, "offsets", tuple(sorted(set(offs))))
-        if not self.offsets or 0 in self.offsets:
-            raise ValueError(f"offsets must be non-zero frame offsets, got {offs}")
-        if not self.temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}")
-        if self.background not in BACKGROUNDS:
-            raise ValueError(f"background must be one of {BACKGROUNDS}, got {self.background!r}")
-        if self.homography not in ("magsac", "dlt"):
-            raise ValueError(f"homography must be 'magsac' or 'dlt', got {self.homography!r}")
-        if self.flow not in FLOW_SOURCES:
-            raise ValueError(f"flow must be one of {FLOW_SOURCES}, got {self.flow!r}")
-        if self.flow_preset is not None and self.flow_preset not in DIS_PRESET_NAMES:
-            raise ValueError(f"DIS preset must be one of {DIS_PRESET_NAMES}, got {self.flow_preset!r}")
-        if self.smoothing not in SMOOTHINGS:
-            raise ValueError(f"smoothing must be one of {SMOOTHINGS}, got {self.smoothing!r}")
-        if not 0 < self.smoothing_radius < 1:
-            raise ValueError(f"smoothing_radius must be in (0, 1), got {self.smoothing_radius}")
-
-    def to_dict(self) -> dict:
-        """JSON-serialisable form."""
-        d = dataclasses.asdict(self)
-        d["offsets"] = list(self.offsets)
-        return d
 
 
 @dataclass

@@ -13,11 +13,7 @@ import cv2
 import numpy as np
 
 from cohesiv._checks import check_shape
-
-#: Dilation radius of a hand's hull, as a fraction of the hand's size (largest side of the
-#: points' bounding box). 0.2 recovers a whole box from the default box grid (15 % margins).
-HULL_DILATION = 0.2
-
+from cohesiv.config import HULL_DILATION  # the hull's dilation, a fraction of the hand's size
 
 #: MediaPipe hand keypoints used by the forearm heuristic: wrist, the four finger MCPs, the five fingertips.
 WRIST, INDEX_MCP, MIDDLE_MCP, RING_MCP, PINKY_MCP = 0, 5, 9, 13, 17

@@ -88,6 +88,13 @@ def test_cli_preset_choices_match_the_library():
     from cohesiv.commands import flow as command
     from cohesiv.flow.defaults import DEFAULT_DIS_PRESET, DEFAULT_RAFT_ITERS, DIS_PRESET_NAMES
 
-    assert command.PRESETS == DIS_PRESET_NAMES and command.DEFAULT_PRESET == DEFAULT_DIS_PRESET
-    args = build_parser().parse_args(["flow", "clip.mp4", "--out", "o"])
-    assert args.raft_iters == DEFAULT_RAFT_ITERS and args.offsets == [1] and args.method == "dis"
+    parser = build_parser()
+    flow_parser = parser._subparsers._group_actions[0].choices["flow"]
+    preset = next(a for a in flow_parser._actions if a.dest == "preset")
+    assert tuple(preset.choices) == DIS_PRESET_NAMES and f"(default: {DEFAULT_DIS_PRESET})" in preset.help
+    iters = next(a for a in flow_parser._actions if a.dest == "raft_iters")
+    assert f"(default: {DEFAULT_RAFT_ITERS})" in iters.help
+    # flags default to None: the estimator and the folder options take their own (cohesiv.config) values
+    args = parser.parse_args(["flow", "clip.mp4", "--out", "o"])
+    assert args.raft_iters is None and args.offsets is None and args.method is None
+    assert command._given(args, "method", "preset", "raft_iters", "offsets") == {}

@@ -1,0 +1,89 @@
+"""cohesiv.config: the stage configs and defaults, light to import, each default written once."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+
+import pytest
+
+from cohesiv import config
+from cohesiv.config import FlowConfig, FlowFolderOptions, PseudoLabelConfig, default_of, help_default
+
+
+def test_import_loads_neither_torch_nor_opencv():
+    code = (
+        "import json, sys; import cohesiv.config; "
+        "print(json.dumps([m for m in ('torch', 'cv2', 'numpy') if m in sys.modules]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert json.loads(out) == []
+
+
+def test_old_paths_are_the_same_objects():
+    from cohesiv import defaults
+    from cohesiv.flow import defaults as flow_defaults
+    from cohesiv.flow.estimator import FlowConfig as OldFlowConfig
+    from cohesiv.flow.folder import FlowFolderOptions as OldOptions
+    from cohesiv.responsibility import PseudoLabelConfig as Exported
+    from cohesiv.responsibility.labeler import FLOW_SOURCES, SMOOTHINGS
+    from cohesiv.responsibility.labeler import PseudoLabelConfig as OldPseudoLabelConfig
+    from cohesiv.responsibility.masks import HULL_DILATION
+
+    assert OldFlowConfig is FlowConfig and OldOptions is FlowFolderOptions
+    assert OldPseudoLabelConfig is PseudoLabelConfig and Exported is PseudoLabelConfig
+    assert defaults.RESPONSIBILITY_TEMPERATURE == config.RESPONSIBILITY_TEMPERATURE == 2.0
+    assert defaults.DEFAULT_DIS_PRESET == flow_defaults.DEFAULT_DIS_PRESET == config.DEFAULT_DIS_PRESET
+    assert FLOW_SOURCES == config.FLOW_SOURCES and SMOOTHINGS == config.SMOOTHINGS
+    assert HULL_DILATION == config.HULL_DILATION
+
+
+def test_default_of_reads_the_dataclass():
+    assert default_of(PseudoLabelConfig, "temperature") == config.RESPONSIBILITY_TEMPERATURE
+    assert default_of(FlowFolderOptions, "offsets") == (1,)
+    with pytest.raises(KeyError, match="no field 'nope'"):
+        default_of(FlowConfig, "nope")
+
+
+def test_help_default_spells_tuples_and_escapes_percent():
+    assert help_default("offsets", (1, 2)) == "offsets (default: 1,2)"
+    assert help_default("share", "5%") == "share (default: 5%%)"
+
+
+@pytest.mark.parametrize(
+    "kw, field",
+    [
+        ({"background": "moving"}, "background"),
+        ({"flow": "farneback"}, "flow"),
+        ({"raft_model": "huge"}, "raft_model"),
+        ({"smoothing": "bilateral"}, "smoothing"),
+        ({"flow_preset": "turbo"}, "DIS preset"),
+    ],
+)
+def test_pseudolabel_config_names_a_bad_choice(kw, field):
+    with pytest.raises(ValueError, match=field):
+        PseudoLabelConfig(**kw)
+
+
+def test_cli_flags_take_the_dataclass_defaults():
+    """Flags left unset give the config's defaults: the CLI writes no default of its own."""
+    from cohesiv.cli import build_parser
+    from cohesiv.commands.pseudolabel import label_config
+
+    args = build_parser().parse_args(["pseudolabel", "clip", "--out", "o"])
+    assert label_config(args) == PseudoLabelConfig()
+    args = build_parser().parse_args(
+        ["pseudolabel", "clip", "--out", "o", "--temperature", "3", "--offsets", "2"]
+    )
+    assert label_config(args) == dataclasses.replace(PseudoLabelConfig(), temperature=3.0, offsets=(-2, 2))
+
+
+def test_help_shows_the_defaults_from_the_config():
+    out = subprocess.run(
+        [sys.executable, "-m", "cohesiv", "pseudolabel", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    text = " ".join(out.split())
+    assert f"softmax temperature, pixels (default: {config.RESPONSIBILITY_TEMPERATURE})" in text
+    assert "(default: 1,2,3)" in text
