@@ -38,6 +38,12 @@ def test_old_paths_are_the_same_objects():
     assert defaults.DEFAULT_DIS_PRESET == flow_defaults.DEFAULT_DIS_PRESET == config.DEFAULT_DIS_PRESET
     assert FLOW_SOURCES == config.FLOW_SOURCES and SMOOTHINGS == config.SMOOTHINGS
     assert HULL_DILATION == config.HULL_DILATION
+    from cohesiv.train import AugmentConfig, TrainConfig
+    from cohesiv.train.config import PRESETS, SCHEDULES
+    from cohesiv.train.data import AugmentConfig as DataAugmentConfig
+
+    assert TrainConfig is config.TrainConfig and AugmentConfig is DataAugmentConfig is config.AugmentConfig
+    assert PRESETS is config.PRESETS and SCHEDULES is config.SCHEDULES
 
 
 def test_default_of_reads_the_dataclass():
@@ -80,6 +86,18 @@ def test_cli_flags_take_the_dataclass_defaults():
     assert label_config(args) == dataclasses.replace(PseudoLabelConfig(), temperature=3.0, offsets=(-2, 2))
 
 
+def test_train_flags_left_unset_take_the_config_defaults():
+    from cohesiv.cli import build_parser
+    from cohesiv.commands.train import build_config
+
+    args = build_parser().parse_args(["train", "--data", "d", "--out", "r"])
+    cfg = build_config(args)
+    assert (cfg.size, cfg.lr, cfg.schedule) == tuple(
+        default_of(config.TrainConfig, k) for k in ("size", "lr", "schedule")
+    )
+    assert cfg.steps == config.DEFAULT_STEPS
+
+
 def test_help_shows_the_defaults_from_the_config():
     out = subprocess.run(
         [sys.executable, "-m", "cohesiv", "pseudolabel", "--help"], capture_output=True, text=True, check=True
@@ -87,3 +105,7 @@ def test_help_shows_the_defaults_from_the_config():
     text = " ".join(out.split())
     assert f"softmax temperature, pixels (default: {config.RESPONSIBILITY_TEMPERATURE})" in text
     assert "(default: 1,2,3)" in text
+    out = subprocess.run(
+        [sys.executable, "-m", "cohesiv", "train", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    assert f"square crop side, a multiple of 32 (default: {default_of(config.TrainConfig, 'size')})" in out

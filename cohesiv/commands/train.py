@@ -4,6 +4,16 @@ from __future__ import annotations
 
 import argparse
 
+from cohesiv.config import (
+    DEFAULT_STEPS,
+    MODEL_PRESETS,
+    PRESETS,
+    SCHEDULES,
+    TrainConfig,
+    default_of,
+    help_default,
+)
+
 HELP = "train the network on pseudo-label datasets"
 DESCRIPTION = """\
 Train the COHESIV network (U-Net embedding + query/key heads) on one or more pseudo-label datasets
@@ -23,6 +33,11 @@ unset take the preset's value, then the default; with --resume, the run's saved 
 """
 
 
+def _default(text: str, name: str) -> str:
+    """``text`` and the :class:`~cohesiv.config.TrainConfig` default of ``name``."""
+    return help_default(text, default_of(TrainConfig, name))
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Add the ``train`` options."""
     p.add_argument(
@@ -35,7 +50,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument(
         "--preset",
-        choices=["paper"],
+        choices=tuple(PRESETS),
         help="named recipe: paper = batch 10, lr 1e-2, plateau schedule, full-resolution heads, F = A = 64%(default).0s",
     )
     g = p.add_argument_group("model")
@@ -90,52 +105,49 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="temperature of the normalised embedding loss (default 0.1)",
     )
     g = p.add_argument_group("optimisation")
-    g.add_argument("--size", type=int, help="square crop side, a multiple of 32 (default 128)%(default).0s")
-    g.add_argument("--batch", type=int, help="global batch size (default 8)%(default).0s")
+    g.add_argument("--size", type=int, help=_default("square crop side, a multiple of 32", "size"))
+    g.add_argument("--batch", type=int, help=_default("global batch size", "batch"))
     s = g.add_mutually_exclusive_group()
-    s.add_argument("--steps", type=int, help="optimisation steps (default 1000 unless --epochs)%(default).0s")
-    s.add_argument("--epochs", type=int, help="passes over the training samples%(default).0s")
-    g.add_argument("--lr", type=float, help="peak learning rate (default 1e-3)%(default).0s")
-    g.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 1e-4)%(default).0s")
+    s.add_argument("--steps", type=int, help=f"optimisation steps (default {DEFAULT_STEPS} unless --epochs)")
+    s.add_argument("--epochs", type=int, help="passes over the training samples")
+    g.add_argument("--lr", type=float, help=_default("peak learning rate", "lr"))
+    g.add_argument("--weight-decay", type=float, help=_default("AdamW weight decay", "weight_decay"))
+    g.add_argument("--schedule", choices=SCHEDULES, help=_default("learning-rate schedule", "schedule"))
+    g.add_argument("--warmup-steps", type=int, help=_default("linear warm-up steps", "warmup_steps"))
     g.add_argument(
-        "--schedule",
-        choices=["constant", "cosine", "plateau"],
-        help="learning-rate schedule (default cosine)%(default).0s",
+        "--val-fraction", type=float, help=_default("held-out share for the plateau schedule", "val_fraction")
     )
-    g.add_argument("--warmup-steps", type=int, help="linear warm-up steps (default 20)%(default).0s")
-    g.add_argument("--val-fraction", type=float, help="held-out share for the plateau schedule%(default).0s")
     g.add_argument(
         "--object-threshold",
         type=float,
-        help="object = hand responsibility above this (default 0.5)%(default).0s",
+        help=_default("object = hand responsibility above this", "object_threshold"),
     )
-    g.add_argument("--w-resp", type=float, help="responsibility loss weight (default 10)%(default).0s")
-    g.add_argument("--w-emb", type=float, help="embedding loss weight (default 1)%(default).0s")
+    g.add_argument("--w-resp", type=float, help=_default("responsibility loss weight", "w_resp"))
+    g.add_argument("--w-emb", type=float, help=_default("embedding loss weight", "w_emb"))
     g.add_argument(
-        "--seed", type=int, help="seed of initialisation, order and augmentation (default 0)%(default).0s"
+        "--seed", type=int, help=_default("seed of initialisation, order and augmentation", "seed")
     )
     g = p.add_argument_group("run")
-    g.add_argument("--save-every", type=int, help="checkpoint every N steps (default 100)%(default).0s")
+    g.add_argument("--save-every", type=int, help=_default("checkpoint every N steps", "save_every"))
     g.add_argument(
         "--keep-every",
         type=int,
         metavar="N",
-        help="also keep the weights of every N-th step as checkpoints/step-NNNNNN.safetensors "
-        "(default 0: never)%(default).0s",
+        help=_default(
+            "also keep the weights of every N-th step as checkpoints/step-NNNNNN.safetensors (0: never)",
+            "keep_every",
+        ),
     )
-    g.add_argument("--log-every", type=int, help="log scalars every N steps (default 10)%(default).0s")
+    g.add_argument("--log-every", type=int, help=_default("log scalars every N steps", "log_every"))
     g.add_argument(
-        "--image-every",
-        type=int,
-        help="TensorBoard images every N steps, 0 = never (default 100)%(default).0s",
+        "--image-every", type=int, help=_default("TensorBoard images every N steps, 0 = never", "image_every")
     )
-    g.add_argument("--num-workers", type=int, help="data loader processes (default 0)%(default).0s")
-    g.add_argument("--device", help="cpu, cuda, cuda:1 (default: CUDA when available)%(default).0s")
+    g.add_argument("--num-workers", type=int, help=_default("data loader processes", "num_workers"))
+    g.add_argument("--device", help="cpu, cuda, cuda:1 (default: CUDA when available)")
     g.add_argument(
         "--channels-last",
         action=argparse.BooleanOptionalAction,
-        default=None,
-        help="channels-last (NHWC) memory layout for the network (default on: faster on CPU)",
+        help=_default("channels-last (NHWC) memory layout for the network (faster on CPU)", "channels_last"),
     )
     g.add_argument(
         "--threads",
@@ -164,7 +176,6 @@ def build_config(args: argparse.Namespace):
     from cohesiv.errors import CohesivError
     from cohesiv.model import ModelConfig
     from cohesiv.train import make_config, read_train_config
-    from cohesiv.train.config import MODEL_PRESETS
 
     given = {k: getattr(args, k) for k in _FIELDS if getattr(args, k) is not None}
     model_over = {

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from cohesiv.config import AugmentConfig
 from cohesiv.errors import InputError
 from cohesiv.io.dataset import MANIFEST_FILE, iter_manifest, read_sample
 from cohesiv.io.images import read_image
@@ -214,32 +215,6 @@ def _read_manifest(root: Path) -> list[_Entry]:
 
 
 # --------------------------------------------------------------------------------------- augmentation
-
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    """Parameters of the training augmentation.
-
-    Attributes:
-        scale: range of the crop area as a fraction of the image area.
-        ratio: range of the crop aspect ratio (width / height).
-        flip: probability of a horizontal flip (mirrors x, swaps left/right sides).
-        brightness, contrast, saturation: colour jitter strength (factor drawn in ``[1-s, 1+s]``).
-        hue: hue jitter in ``[-hue, hue]`` (fraction of the colour circle, at most 0.5).
-        blur: probability of a Gaussian blur (real video is often out of focus or motion-blurred;
-            synthetic clips are sharp).
-        blur_sigma: range of the blur's standard deviation, pixels of the output crop.
-    """
-
-    scale: tuple[float, float] = (0.35, 1.0)
-    ratio: tuple[float, float] = (3 / 4, 4 / 3)
-    flip: float = 0.5
-    brightness: float = 0.3
-    contrast: float = 0.3
-    saturation: float = 0.3
-    hue: float = 0.05
-    blur: float = 0.25
-    blur_sigma: tuple[float, float] = (0.3, 1.5)
 
 
 def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
