@@ -110,7 +110,7 @@ def test_build_model_and_config_roundtrip():
     cfg = ModelConfig(encoder_name="resnet18", embed_dim=8, head_dim=4)
     m = build_model(cfg)
     assert (m.embed_dim, m.head_dim) == (8, 4)
-    assert m.query_head[2].out_channels == 4
+    assert m.query_head[2].out_channels == 4 + 1  # A query channels and the locality weight
     assert ModelConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(CohesivError, match="unknown model config keys \\['embed'\\]"):
         ModelConfig.from_dict({"embed": 3})
@@ -252,6 +252,5 @@ def test_query_locality_config_roundtrip_and_old_runs():
     cfg = ModelConfig(encoder_name="resnet18", embed_dim=8, head_dim=8, query_locality=True)
     assert ModelConfig.from_dict(cfg.to_dict()).query_locality is True
     assert build_model(cfg).query_head[2].out_channels == 9
-    assert (
-        ModelConfig.from_dict({"encoder_name": "resnet18"}).query_locality is False
-    )  # saved before it existed
+    old = ModelConfig.from_dict({"encoder_name": "resnet18"})  # a run saved before the field existed
+    assert old.query_locality is False and ModelConfig().query_locality is True

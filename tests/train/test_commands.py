@@ -118,6 +118,6 @@ def test_paper_preset_keeps_full_resolution_heads(tmp_path):
 
 
 def test_query_locality_flag(tmp_path):
-    assert build_config(_args(["train", "--data", "d", "--out", "r"])).model.query_locality is False
-    cfg = build_config(_args(["train", "--data", "d", "--out", "r", "--query-locality"]))
-    assert cfg.model.query_locality is True
+    assert build_config(_args(["train", "--data", "d", "--out", "r"])).model.query_locality is True
+    cfg = build_config(_args(["train", "--data", "d", "--out", "r", "--no-query-locality"]))
+    assert cfg.model.query_locality is False
