@@ -129,11 +129,13 @@ def evaluate(
                 log,
             )
         results["synth-test"] = json.loads(out.read_text())
-        tr = w / "baseline-responsibility.json"
+        # the pseudo-labels' own options (eval takes every pseudo-label option): like with like
+        slug = "".join(c if c.isalnum() else "-" for c in a.pseudo_args).strip("-")
+        tr = w / f"baseline-responsibility-{slug}.json"
         if not tr.exists():
             sh(
                 ["eval", "--baseline", "responsibility", "--data", str(w / "synth-test")]
-                + ["--val", str(w / "synth-val"), "--background", "homography", "--out", str(tr), "--quiet"],
+                + ["--val", str(w / "synth-val"), *shlex.split(a.pseudo_args), "--out", str(tr), "--quiet"],
                 log,
             )
         results["synth-test TR"] = json.loads(tr.read_text())
