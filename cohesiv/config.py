@@ -2,7 +2,7 @@
 
 Every default a stage, its config and its command-line flag share is written here: the frozen
 config dataclasses (:class:`FlowConfig`, :class:`FlowFolderOptions`, :class:`PseudoLabelConfig`,
-:class:`TrainConfig` with its :class:`AugmentConfig` and presets) and the constants and choice
+:class:`TrainConfig` with its :class:`AugmentConfig` and presets, :class:`CalibrationOptions`) and the constants and choice
 tuples they validate against. The network's ``ModelConfig`` stays in :mod:`cohesiv.model.net`
 (its checks need the encoders' weights table); :class:`TrainConfig` builds it on first use.
 
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BACKGROUNDS",
+    "CALIBRATION_OBJECTIVES",
+    "CALIBRATION_TOLERANCE",
     "DEFAULT_DIS_PRESET",
     "DEFAULT_STEPS",
     "DEFAULT_RAFT_ITERS",
@@ -46,6 +48,7 @@ __all__ = [
     "PRESETS",
     "SCHEDULES",
     "AugmentConfig",
+    "CalibrationOptions",
     "FlowConfig",
     "FlowFolderOptions",
     "PseudoLabelConfig",
@@ -430,6 +433,55 @@ class TrainConfig:
                 **{k: (tuple(v) if isinstance(v, list) else v) for k, v in d["augment"].items()}
             )
         return cls(**d)
+
+
+# ------------------------------------------------------------------------------------ calibration
+
+#: The mIoU a calibration maximises (``cohesiv calibrate --objective``).
+CALIBRATION_OBJECTIVES = ("All", "Pair")
+
+#: Default tolerance (mIoU points) of the threshold search: triples this close to the best
+#: objective are told apart by the mean of the four tasks.
+CALIBRATION_TOLERANCE = 0.5
+
+
+@dataclass(frozen=True)
+class CalibrationOptions:
+    """The options of a calibration (:func:`cohesiv.eval.calibrate.calibrate_run` takes them by keyword).
+
+    Attributes:
+        samples: pixels per class for the prototypes (500 as in the paper).
+        objective: ``"All"`` or ``"Pair"`` mIoU to maximise.
+        seed: seeds the pixel draw.
+        tolerance: threshold triples within this many points of the best objective are ranked by
+            the mean mIoU of the four tasks.
+        grow: also try the hand-growing read-out (``tau_g``).
+        opening: also try opening the object masks (``open_o``).
+        flip: also calibrate with the test-time flip.
+        held: also fit the held-object model and its threshold.
+        relative_scores: fit (and predict) on scores relative to the score at the query point.
+    """
+
+    samples: int = 500
+    objective: str = "All"
+    seed: int = 0
+    tolerance: float = CALIBRATION_TOLERANCE
+    grow: bool = True
+    opening: bool = True
+    flip: bool = False
+    held: bool = True
+    relative_scores: bool = True
+
+    def __post_init__(self) -> None:
+        """Validate the values (CohesivError names the option)."""
+        if self.samples <= 0:
+            raise CohesivError(f"--samples must be positive, got {self.samples}")
+        if self.objective not in CALIBRATION_OBJECTIVES:
+            raise CohesivError(
+                f"unknown objective {self.objective!r}; choose from {', '.join(CALIBRATION_OBJECTIVES)}"
+            )
+        if not self.tolerance >= 0:  # also refuses NaN
+            raise CohesivError(f"--tolerance must be 0 or more, got {self.tolerance}")
 
 
 # ------------------------------------------------------------------------------ defaults for --help

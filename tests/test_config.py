@@ -98,6 +98,22 @@ def test_train_flags_left_unset_take_the_config_defaults():
     assert cfg.steps == config.DEFAULT_STEPS
 
 
+def test_calibration_options_are_checked_in_one_place():
+    from cohesiv.errors import CohesivError
+    from cohesiv.eval.calibrate import OBJECTIVES, TOLERANCE, calibrate_run
+
+    assert OBJECTIVES == config.CALIBRATION_OBJECTIVES and TOLERANCE == config.CALIBRATION_TOLERANCE
+    for kw, message in (
+        ({"samples": 0}, "--samples"),
+        ({"objective": "Hand"}, "objective"),
+        ({"tolerance": -1}, "--tolerance"),
+    ):
+        with pytest.raises(CohesivError, match=message):
+            config.CalibrationOptions(**kw)
+        with pytest.raises(CohesivError, match=message):  # before the run is even read
+            calibrate_run("no-such-run", [], **kw)
+
+
 def test_help_shows_the_defaults_from_the_config():
     out = subprocess.run(
         [sys.executable, "-m", "cohesiv", "pseudolabel", "--help"], capture_output=True, text=True, check=True

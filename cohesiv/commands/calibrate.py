@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from cohesiv.config import CALIBRATION_OBJECTIVES, CalibrationOptions, default_of, help_default
+
 HELP = "compute the prototypes and grid-search the read-out thresholds of a run"
 DESCRIPTION = """\
 Compute the person and object prototypes of a trained run (mean embedding at --samples random
@@ -31,6 +33,11 @@ S_k > 0.5 into hand and object by the closer prototype.
 """
 
 
+def _default(text: str, name: str) -> str:
+    """``text`` and the :class:`~cohesiv.config.CalibrationOptions` default of ``name``."""
+    return help_default(text, default_of(CalibrationOptions, name))
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Add the ``calibrate`` options."""
     p.add_argument(
@@ -49,8 +56,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="DATASET",
         help="pseudo-label datasets for the prototypes (default: the run's)%(default).0s",
     )
-    p.add_argument("--samples", type=int, default=500, help="pixels per class for the prototypes")
-    p.add_argument("--objective", choices=["All", "Pair"], default="All", help="mIoU to maximise")
+    p.add_argument("--samples", type=int, help=_default("pixels per class for the prototypes", "samples"))
+    p.add_argument(
+        "--objective", choices=CALIBRATION_OBJECTIVES, help=_default("mIoU to maximise", "objective")
+    )
     p.add_argument(
         "--size",
         type=_size_list,
@@ -59,14 +68,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "128,192,256: calibrate at each and keep the best on --val%(default).0s",
     )
     p.add_argument("--device", help="cpu, cuda, ... (default cpu)%(default).0s")
-    p.add_argument("--seed", type=int, default=0, help="seed of the pixel draw")
+    p.add_argument("--seed", type=int, help=_default("seed of the pixel draw", "seed"))
     p.add_argument(
         "--tolerance",
         type=float,
-        default=0.5,
         metavar="POINTS",
-        help="threshold triples within this many mIoU points of the best --objective are ranked by the "
-        "mean of All, Pair, Hand and Obj (All and Pair hardly constrain the hand/object split)",
+        help=_default(
+            "threshold triples within this many mIoU points of the best --objective are ranked by the "
+            "mean of All, Pair, Hand and Obj (All and Pair hardly constrain the hand/object split)",
+            "tolerance",
+        ),
     )
     p.add_argument("--no-grow", action="store_true", help="do not try the hand-growing read-out (tau_g)")
     p.add_argument(
@@ -107,29 +118,26 @@ def _size_list(text: str) -> list[int]:
 
 def run(args: argparse.Namespace) -> int:
     """Calibrate and print the thresholds and validation metrics."""
-    from cohesiv.errors import CohesivError
     from cohesiv.eval.calibrate import calibrate_run
     from cohesiv.model.readout import Readout
 
-    if args.samples <= 0:
-        raise CohesivError(f"--samples must be positive, got {args.samples}")
-    if not args.tolerance >= 0:
-        raise CohesivError(f"--tolerance must be 0 or more, got {args.tolerance}")
+    given = {
+        k: getattr(args, k)
+        for k in ("samples", "objective", "seed", "tolerance")
+        if getattr(args, k) is not None
+    }
     doc = calibrate_run(
         args.run,
         args.val,
         data=args.data,
-        samples=args.samples,
-        objective=args.objective,
         size=args.size,
         device=args.device,
-        seed=args.seed,
+        **given,
         grow=not args.no_grow,
         opening=not args.no_open,
         flip=args.flip,
         held=not args.no_held,
         relative_scores=not args.no_relative_scores,
-        tolerance=args.tolerance,
         progress=not args.no_progress,
     )
     t = doc["thresholds"]

@@ -45,13 +45,13 @@ from typing import Any
 
 import numpy as np
 
+from cohesiv.config import CALIBRATION_OBJECTIVES as OBJECTIVES
+from cohesiv.config import CALIBRATION_TOLERANCE as TOLERANCE
+from cohesiv.config import CalibrationOptions
 from cohesiv.errors import CohesivError
 from cohesiv.model.readout import THRESHOLD_NAMES, Readout
 from cohesiv.train.data import PseudoLabelDataset
 
-#: Default tolerance (mIoU points) of :func:`search_thresholds`: triples this close to the best
-#: objective are told apart by the mean of the four tasks.
-TOLERANCE = 0.5
 #: Default threshold grids: cosine similarities for tau_h / tau_o, scores in [0, 1] for tau_r.
 GRID_H = tuple(np.round(np.arange(-0.5, 0.951, 0.05), 3).tolist())
 GRID_O = GRID_H
@@ -60,7 +60,6 @@ GRID_R = tuple(np.round(np.arange(0.05, 0.951, 0.05), 3).tolist())
 GRID_G = tuple(np.round(np.arange(0.3, 0.951, 0.05), 3).tolist())
 #: Candidate object-opening radii open_o (fractions of the image's longer side: 1-10 pixels at 256).
 GRID_OPEN = (0.005, 0.01, 0.015, 0.02, 0.03, 0.04)
-OBJECTIVES = ("All", "Pair")
 #: Candidate held-object probability thresholds (0: no hand is said to hold nothing).
 GRID_HELD = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 #: The test-time flip is kept only when it raises the validation objective by this many mIoU points.
@@ -594,22 +593,26 @@ def _sizes(size: int | Sequence[int] | None, default: int) -> list[int]:
     return list(dict.fromkeys(sizes))
 
 
+#: The defaults of :func:`calibrate_run`'s options (written on :class:`cohesiv.config.CalibrationOptions`).
+_OPTIONS = CalibrationOptions()
+
+
 def calibrate_run(
     run: str | Path,
     val_clips: Sequence[str | Path],
     *,
     data: Sequence[str | Path] | None = None,
-    samples: int = 500,
-    objective: str = "All",
+    samples: int = _OPTIONS.samples,
+    objective: str = _OPTIONS.objective,
     size: int | Sequence[int] | None = None,
     device: str | None = None,
-    seed: int = 0,
-    grow: bool = True,
-    opening: bool = True,
-    flip: bool = False,
-    held: bool = True,
-    tolerance: float = TOLERANCE,
-    relative_scores: bool = True,
+    seed: int = _OPTIONS.seed,
+    grow: bool = _OPTIONS.grow,
+    opening: bool = _OPTIONS.opening,
+    flip: bool = _OPTIONS.flip,
+    held: bool = _OPTIONS.held,
+    tolerance: float = _OPTIONS.tolerance,
+    relative_scores: bool = _OPTIONS.relative_scores,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Compute the prototypes and thresholds of a run and write ``RUN/calibration.json``.
@@ -643,7 +646,22 @@ def calibrate_run(
 
     Returns:
         The calibration document written.
+
+    Raises:
+        CohesivError: a bad option (:class:`cohesiv.config.CalibrationOptions` checks them), no
+            training run, or several sizes without validation clips.
     """
+    CalibrationOptions(
+        samples=samples,
+        objective=objective,
+        seed=seed,
+        tolerance=tolerance,
+        grow=grow,
+        opening=opening,
+        flip=flip,
+        held=held,
+        relative_scores=relative_scores,
+    )  # checks the values
     from cohesiv.model import Predictor
     from cohesiv.model.io import load_run_model, write_calibration
     from cohesiv.train.config import read_train_config
