@@ -31,6 +31,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BACKGROUNDS",
+    "COMPOSITE_SAMPLES",
+    "DEFAULT_WINDOW_FACTOR",
+    "HANDS_EVERY",
+    "MAX_HANDS",
+    "MIN_HAND_CONFIDENCE",
+    "MIN_TRACK_FRAMES",
+    "PREDICT_CHUNK",
     "CALIBRATION_OBJECTIVES",
     "CALIBRATION_TOLERANCE",
     "DEFAULT_DIS_PRESET",
@@ -483,6 +490,32 @@ class CalibrationOptions:
         if not self.tolerance >= 0:  # also refuses NaN
             raise CohesivError(f"--tolerance must be 0 or more, got {self.tolerance}")
 
+
+# ------------------------------------------------------------------------------------------ hands
+
+#: MediaPipe hand detection (``cohesiv hands``, :func:`cohesiv.hands.detect_hands`): process every
+#: this many frames.
+HANDS_EVERY = 1
+#: Most hands found per frame.
+MAX_HANDS = 2
+#: Minimum palm-detection score.
+MIN_HAND_CONFIDENCE = 0.5
+#: Tracks seen in fewer processed frames are dropped (1: keep all).
+MIN_TRACK_FRAMES = 2
+
+# ------------------------------------------------------------------------------------- prediction
+
+#: Frames per resumable part of a whole-clip prediction (``cohesiv predict`` on a clip).
+PREDICT_CHUNK = 25
+
+#: Window side, as a multiple of the hand's size (its points' bounding box), of a prediction in a
+#: window around each hand (:func:`cohesiv.model.windows.predict_in_hand_windows`).
+DEFAULT_WINDOW_FACTOR = 4.0
+
+# ------------------------------------------------------------------------------------- composites
+
+#: Composited samples that ``cohesiv composite`` writes.
+COMPOSITE_SAMPLES = 500
 
 # ------------------------------------------------------------------------------ defaults for --help
 

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from cohesiv.config import PREDICT_CHUNK
 from cohesiv.errors import CohesivError, InputError
 from cohesiv.io import FrameReader, HandTracks, atomic_write_text, write_label
 from cohesiv.io.atomic import atomic_path
@@ -202,7 +203,7 @@ def predict_clip(
     hands_for: Callable[[int, np.ndarray], tuple[list[tuple[float, float]], list[str | None], list[str]]],
     *,
     state: dict[str, Any],
-    chunk: int = 25,
+    chunk: int = PREDICT_CHUNK,
     overlay: bool = True,
     progress: bool = True,
 ) -> dict[str, Any]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from cohesiv.config import COMPOSITE_SAMPLES
+
 HELP = "composite real hands onto other real frames: extra training samples from pseudo-labels"
 DESCRIPTION = """\
 Cut each hand (with what moves with it) out of one pseudo-label sample and paste it, moved by a random
@@ -21,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "datasets", nargs="+", metavar="DATASET", help="pseudo-label datasets (cohesiv pseudolabel)"
     )
     p.add_argument("--out", required=True, help="dataset folder to write (resumed when it exists)")
-    p.add_argument("--samples", type=int, default=500, help="number of composited samples")
+    p.add_argument("--samples", type=int, default=COMPOSITE_SAMPLES, help="number of composited samples")
     p.add_argument("--seed", type=int, default=0, help="sample i is a function of (seed, i)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 

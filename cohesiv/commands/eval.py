@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from cohesiv.config import DEFAULT_WINDOW_FACTOR
+
 HELP = "score a trained run or a baseline (Hand / Obj / Pair / All IoU) on labeled clips"
 DESCRIPTION = """\
 Score hand / held-object segmentation on labeled clips and write metrics.json.
@@ -68,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         metavar="F",
         help="predict each hand in a window of F times its size around its points, so that it is "
-        "at the scale the network was trained at (default 4; 0: the whole image at once)",
+        f"at the scale the network was trained at (default {DEFAULT_WINDOW_FACTOR:g}; 0: the whole image at once)",
     )
     parser.add_argument(
         "--gt",

@@ -7,6 +7,8 @@ import sys
 import time
 from collections import Counter
 
+from cohesiv.config import HANDS_EVERY, MAX_HANDS, MIN_HAND_CONFIDENCE, MIN_TRACK_FRAMES
+
 HELP = "detect and track hands in a clip with MediaPipe (offline) -> hands.json"
 DESCRIPTION = (
     "Run MediaPipe's hand landmarker over a clip (video file or folder of frames) and write the\n"
@@ -22,9 +24,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("clip", help="video file or folder of frames")
     p.add_argument("--out", required=True, help="hands.json to write")
     p.add_argument("--model", help="hand_landmarker.task (default: $COHESIV_HAND_MODEL or the cache)")
-    p.add_argument("--every", type=int, default=1, help="process every N-th frame")
-    p.add_argument("--max-hands", type=int, default=2, help="most hands per frame")
-    p.add_argument("--min-confidence", type=float, default=0.5, help="minimum palm-detection score")
+    p.add_argument("--every", type=int, default=HANDS_EVERY, help="process every N-th frame")
+    p.add_argument("--max-hands", type=int, default=MAX_HANDS, help="most hands per frame")
+    p.add_argument(
+        "--min-confidence", type=float, default=MIN_HAND_CONFIDENCE, help="minimum palm-detection score"
+    )
     p.add_argument(
         "--mirrored", action="store_true", help="the video is mirrored (selfie preview): swap sides"
     )
@@ -36,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--min-track-frames",
         type=int,
-        default=2,
+        default=MIN_TRACK_FRAMES,
         help="drop hands seen in fewer processed frames (1: keep all)",
     )
     p.add_argument(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from cohesiv.config import PREDICT_CHUNK
+
 HELP = "segment queried hands and the objects they hold in images (trained run)"
 DESCRIPTION = """\
 Segment hands and the objects they hold in RGB images with a trained run (cohesiv train), given one
@@ -77,7 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", default="last", help="weights file stem in RUN/checkpoints/")
     parser.add_argument("--device", default=None, help="torch device (default cpu)")
     parser.add_argument("--no-overlay", action="store_true", help="do not write overlay images / overlay.mp4")
-    parser.add_argument("--chunk", type=int, default=25, help="clips: frames per resumable part (default 25)")
+    parser.add_argument("--chunk", type=int, default=PREDICT_CHUNK, help="clips: frames per resumable part")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cohesiv.config import HANDS_EVERY, MAX_HANDS, MIN_HAND_CONFIDENCE, MIN_TRACK_FRAMES
 from cohesiv.errors import CohesivError
 from cohesiv.hands.model_setup import ENV_VAR, SETUP_COMMAND, hand_model_path, is_valid_bundle
 from cohesiv.hands.tracking import Detection, track_hands
@@ -164,8 +165,8 @@ class HandDetector:
     def __init__(
         self,
         model_path: str | Path | None = None,
-        max_hands: int = 2,
-        min_confidence: float = 0.5,
+        max_hands: int = MAX_HANDS,
+        min_confidence: float = MIN_HAND_CONFIDENCE,
         *,
         min_presence: float = 0.5,
         min_tracking: float = 0.5,
@@ -352,14 +353,14 @@ def detect_hands(
     clip_path: str | Path,
     *,
     model_path: str | Path | None = None,
-    every: int = 1,
+    every: int = HANDS_EVERY,
     progress: bool = True,
-    max_hands: int = 2,
-    min_confidence: float = 0.5,
+    max_hands: int = MAX_HANDS,
+    min_confidence: float = MIN_HAND_CONFIDENCE,
     mirrored: bool = False,
     detector: HandDetector | None = None,
     crops: bool = True,
-    min_track_frames: int = 2,
+    min_track_frames: int = MIN_TRACK_FRAMES,
     reject_still: bool = True,
 ) -> HandTracks:
     """Run the hand landmarker over a clip and track the hands.

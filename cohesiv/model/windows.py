@@ -16,11 +16,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from cohesiv.config import DEFAULT_WINDOW_FACTOR  # window side / the hand's size
 from cohesiv.io import Hand
 from cohesiv.io.predictions import HOSPrediction
 
-#: Window side as a multiple of the hand's size (its points' bounding box).
-DEFAULT_WINDOW_FACTOR = 4.0
 #: Smallest window side, pixels.
 MIN_WINDOW = 64
 
