@@ -8,11 +8,12 @@ weighting on/off, the other offline OpenCV flows), prints
   defaults; homography background on the moving camera), threshold fitted on the validation
   clips (best All mIoU), All / Pair / Hand / Obj mIoU % on the test clips;
 * labeled frames per second when labelling every frame of a clip as ``cohesiv pseudolabel`` does
-  (one sliding flow window, each frame pair computed once, the next frame's flows computed in a
-  second thread while this one is labeled; decoding and file writes excluded), OpenCV and torch
-  single-threaded, all variants timed in this run, interleaved clip by clip, fastest of
-  ``--reps`` rounds (compare ratios: the machine is shared); the default preset is also timed
-  without the flow thread ("1 thread");
+  (one sliding flow window, each frame pair computed once; decoding and file writes excluded),
+  OpenCV and torch single-threaded, all variants timed in this run, interleaved clip by clip,
+  fastest of ``--reps`` rounds (compare ratios: the machine is shared). Like the writer, the
+  variants compute the next frame's flows in a second thread only when a core is free at the
+  start (``--flow-thread auto``); the default preset is also timed the other way ("1 thread" or
+  "flow thread"), and CPU ms per labeled frame (all threads) are printed beside the wall rate;
 * the same speed for a **reference**: a simple per-frame labeller (6 forward DIS-medium flows
   computed afresh for every frame, no cache, no forward-backward check, one thread), as the
   issue's reference. It calls the same ``label_frame``, so it gains from any speed-up of the
@@ -28,6 +29,7 @@ labeled frames per second (and >= 2x the reference's, in the same run).
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import time
@@ -51,6 +53,7 @@ from cohesiv.responsibility.labeler import (  # noqa: E402
     label_frame,
     usable_offsets,
 )
+from cohesiv.threads import auto_threads  # noqa: E402
 
 
 class OpenCVFlow:
@@ -95,21 +98,6 @@ VARIANTS = {
         {},
         "finest scale 1, no var.",
     ),
-    "dis-fast-fs1-st5": (
-        lambda: DISFlow("fast", finest_scale=1, patch_stride=5),
-        {},
-        "finest scale 1, stride 5",
-    ),
-    "dis-fast-fs1-st6": (
-        lambda: DISFlow("fast", finest_scale=1, patch_stride=6),
-        {},
-        "finest scale 1, stride 6",
-    ),
-    "dis-fast-fs1-gd8": (
-        lambda: DISFlow("fast", finest_scale=1, grad_descent_iters=8),
-        {},
-        "finest scale 1, 8 GD iters",
-    ),
     "dis-fast-fs1-s0.75": (lambda: DISFlow("fast", finest_scale=1, scale=0.75), {}, "fs1 on 3/4-size frames"),
     "dis-ultrafast-fs1": (lambda: DISFlow("ultrafast", finest_scale=1), {}, "ultrafast, finest scale 1"),
     "dis-fast-fs1-nofb": (lambda: DISFlow("fast", finest_scale=1), {"fb_check": False}, "fs1, no fwd-bwd"),
@@ -126,13 +114,25 @@ VARIANTS = {
     "rlof": (lambda: OpenCVFlow("rlof"), {}, "OpenCV contrib dense RLOF"),
     "deepflow": (lambda: OpenCVFlow("deepflow"), {}, "OpenCV contrib DeepFlow"),
 }
+# finest scale 1 with a coarser patch stride or fewer gradient-descent iterations, on both bases
+for _base in ("fast", "ultrafast"):
+    for _suffix, _param, _value, _note in (
+        ("st5", "patch_stride", 5, "stride 5"),
+        ("st6", "patch_stride", 6, "stride 6"),
+        ("gd8", "grad_descent_iters", 8, "8 GD iters"),
+    ):
+        VARIANTS[f"dis-{_base}-fs1-{_suffix}"] = (
+            functools.partial(DISFlow, _base, finest_scale=1, **{_param: _value}),
+            {},
+            f"{_base}, finest scale 1, {_note}",
+        )
 DEFAULT_VARIANTS = ",".join(k for k in VARIANTS if k not in ("pcaflow", "rlof", "deepflow"))
 
 
 def label_seconds(
     clip: Path, make_est, config: PseudoLabelConfig, *, reference: bool = False, prefetch: bool = True
-) -> tuple[int, float]:
-    """``(frames, seconds)`` to label every frame of ``clip`` (flow + labels; no decoding, no writes).
+) -> tuple[int, float, float]:
+    """``(frames, wall seconds, CPU seconds of all threads)`` to label every frame of ``clip`` (flow + labels; no decoding, no writes).
 
     ``reference``: no flow cache (every frame computes its own forward flows), as a simple labeller,
     in one thread. Otherwise as ``cohesiv pseudolabel`` does it: one flow cache for the clip and,
@@ -143,7 +143,7 @@ def label_seconds(
     tracks = read_hands(clip / "hands.json")
     est = make_est()
     n = len(frames)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     cache = FlowCache(est, frames.__getitem__, max_frames=n + 2, prefetch=prefetch and not reference)
     for t in range(n):
         if reference:
@@ -155,25 +155,34 @@ def label_seconds(
             cache.prefetch(flow_pairs(t + 1, usable_offsets(config.offsets, t + 1, n), config.fb_check))
         label_frame(cache.get, t, ks, [h.points for h in hands], reader.size, config, image=frames[t])
     cache.close()
-    return n, time.perf_counter() - t0
+    return n, time.perf_counter() - t0, time.process_time() - c0
 
 
 def label_speeds(clips: list[Path], jobs: dict, reps: int) -> dict:
-    """Labeled frames/s of each job ``name -> (make_est, config, reference, prefetch)``, interleaved.
+    """Labeled frames/s and CPU ms per frame of each job ``name -> (make_est, config, reference, prefetch)``.
 
-    The jobs take turns clip by clip, ``reps`` rounds; each (job, clip) keeps its fastest round,
-    so that a burst of load from other processes does not favour one variant.
+    The jobs take turns clip by clip, ``reps`` rounds; each (job, clip) keeps its fastest round (and
+    that round's CPU time), so that a burst of load from other processes does not favour one variant.
+
+    Returns:
+        ``name -> (labeled frames per wall second, CPU ms per labeled frame)``.
     """
     best: dict = {}
     for _ in range(reps):
         for clip in clips:
             for name, (make, cfg, ref, pre) in jobs.items():
-                n, sec = label_seconds(clip, make, cfg, reference=ref, prefetch=pre)
+                n, sec, cpu = label_seconds(clip, make, cfg, reference=ref, prefetch=pre)
                 key = (name, clip)
-                best[key] = (n, min(sec, best.get(key, (n, np.inf))[1]))
-    return {
-        name: sum(best[(name, c)][0] for c in clips) / sum(best[(name, c)][1] for c in clips) for name in jobs
-    }
+                if sec < best.get(key, (n, np.inf, 0.0))[1]:
+                    best[key] = (n, sec, cpu)
+    out = {}
+    for name in jobs:
+        n = sum(best[(name, c)][0] for c in clips)
+        out[name] = (
+            n / sum(best[(name, c)][1] for c in clips),
+            1e3 * sum(best[(name, c)][2] for c in clips) / n,
+        )
+    return out
 
 
 def main() -> int:
@@ -195,6 +204,12 @@ def main() -> int:
     ap.add_argument("--min-fps", type=float, default=20.0, help="the default must label at least this fast")
     ap.add_argument("--no-quality", action="store_true", help="speed only")
     ap.add_argument(
+        "--flow-thread",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="the next frame's flows in a second thread (auto: as cohesiv pseudolabel, when a core is free)",
+    )
+    ap.add_argument(
         "--forearm", action="store_true", help="pseudo-labels with the forearm band (person mask)"
     )
     ap.add_argument("--smoothing", action="store_true", help="also each variant with --smoothing guided")
@@ -211,13 +226,17 @@ def main() -> int:
     unknown = [v for v in names if v not in VARIANTS]
     if unknown:
         raise SystemExit(f"unknown variant {unknown[0]!r}; choose from {', '.join(VARIANTS)}")
+    thread = a.flow_thread == "on" or (a.flow_thread == "auto" and auto_threads() >= 2)
+    other = "1 thread" if thread else "flow thread"
     omp = os.environ.get("OMP_NUM_THREADS", "")
     print(f"$ OMP_NUM_THREADS={omp} .venv/bin/python bench/flow_labels.py {' '.join(sys.argv[1:])}")
     print(
         f"load average at start: {os.getloadavg()[0]:.2f}, {os.getloadavg()[1]:.2f}, {os.getloadavg()[2]:.2f}"
+        f"; flow thread: {'on' if thread else 'off'} (--flow-thread {a.flow_thread})"
     )
     rows = {}  # (variant, smoothing) -> {camera: metrics}
     speed = {}
+    cpu = {}  # CPU ms per labeled frame (all threads)
     work = Path(a.work)
     tag = f"{a.size}_f{a.frames}_e{a.label_every}"
     for camera in a.cameras.split(","):
@@ -243,14 +262,15 @@ def main() -> int:
                     {} if sm == "none" else {"smoothing": kind, "smoothing_radius": float(sm[len(kind) :])}
                 )
                 cfg = replace(base_cfg, **smooth, **over)
-                jobs[(name, sm)] = (make, cfg, False, True)
-                if sm == "none" and name == f"dis-{DEFAULT_DIS_PRESET}":  # the default without the thread
-                    jobs[(name, "1 thread")] = (make, cfg, False, False)
+                jobs[(name, sm)] = (make, cfg, False, thread)
+                if sm == "none" and name == f"dis-{DEFAULT_DIS_PRESET}":  # the default, the other way
+                    jobs[(name, other)] = (make, cfg, False, not thread)
                 base = ResponsibilityBaseline(source, cfg)
                 cfgs.append(Config(f"{name}|{sm}", "flow", base, "responsibility"))
         t0 = time.perf_counter()
-        for key, fps in label_speeds(full, jobs, a.reps).items():
+        for key, (fps, cpu_ms) in label_speeds(full, jobs, a.reps).items():
             speed.setdefault(key, {})[camera] = fps
+            cpu.setdefault(key, {})[camera] = cpu_ms
         print(
             f"[{camera}] speed: {len(jobs)} jobs x {len(full)} clips x {a.reps} rounds, {time.perf_counter() - t0:.0f} s",
             file=sys.stderr,
@@ -274,7 +294,7 @@ def main() -> int:
 
     cams = a.cameras.split(",")
     print(
-        f"\nPseudo-label quality (Thresholded Responsibility, mIoU %) vs labeled frames/s at {a.size} (OpenCV single-threaded; flows of the next frame in a second thread unless '1 thread')"
+        f"\nPseudo-label quality (Thresholded Responsibility, mIoU %) vs labeled frames/s at {a.size} (OpenCV single-threaded; {'flows of the next frame in a second thread' if thread else 'one thread'} unless marked '{other}')"
     )
     print(
         f"quality: {a.test} test clips per camera, {a.frames} frames, scored every {a.label_every}; speed: every frame of {a.speed_clips} clips per camera"
@@ -313,6 +333,21 @@ def main() -> int:
     for key, v in speed.items():
         if key not in rows and key[0] != "reference":
             print(f"{key[0]:<20}{key[1]:<13}| speed only {'':>70}| {np.mean(list(v.values())):8.1f}")
+    ref_cpu = np.mean(list(cpu[("reference", "none")].values()))
+    print(
+        f"\nspeed of the default preset ({DEFAULT_DIS_PRESET}) vs the reference, in this run (mean over cameras):"
+    )
+    for key in [
+        ("reference", "none"),
+        (f"dis-{DEFAULT_DIS_PRESET}", "none"),
+        (f"dis-{DEFAULT_DIS_PRESET}", other),
+    ]:
+        if key in speed:
+            fps, ms = np.mean(list(speed[key].values())), np.mean(list(cpu[key].values()))
+            print(
+                f"  {key[0]:<20}{key[1]:<12}{fps:6.1f} labeled frames/s ({fps / ref:4.2f}x), "
+                f"{ms:5.1f} CPU ms per frame ({ref_cpu / ms:4.2f}x less)"
+            )
     if best is not None:
         print(
             f"default rule (best mean All at >= {max(a.min_fps, 2 * ref):.1f} labeled frames/s = max(--min-fps, 2x reference)): {best[0][0]} smoothing={best[0][1]} (All {best[1]:.1f}, {best[2]:.1f} frames/s)"

@@ -337,6 +337,7 @@ class _Output:
         viz: also write overlays.
         bar: the progress bar (tqdm) or None.
         after_sample: called with each finished sample's id, or None.
+        flow_thread: compute the next frame's flows in a second thread (see :func:`write_dataset`).
     """
 
     root: Path
@@ -345,6 +346,7 @@ class _Output:
     viz: bool = False
     bar: Any = None
     after_sample: Callable[[str], None] | None = None
+    flow_thread: bool = False
 
 
 class _Timer:
@@ -368,6 +370,7 @@ def write_dataset(
     viz: bool = False,
     progress: bool = True,
     after_sample: Callable[[str], None] | None = None,
+    flow_thread: bool | None = None,
 ) -> Summary:
     """Label clips with averaged responsibility maps and write the pseudo-label dataset.
 
@@ -389,6 +392,11 @@ def write_dataset(
         progress: show a progress bar (stderr).
         after_sample: called with the sample id after each sample is finished (tests use it
             to simulate an interruption).
+        flow_thread: compute the next frame's flows in a second thread while a frame is labeled
+            (OpenCV releases the GIL; the samples are the same either way). None: only when a core
+            is free at the start of the run (:func:`cohesiv.threads.auto_threads` >= 2): on a busy
+            CPU the thread made labelling 4-9 % slower in 3 of 4 runs (bench/flow_labels.py, load
+            5-8 on 2 cores).
 
     Returns:
         A :class:`Summary`.
@@ -456,7 +464,13 @@ def write_dataset(
         bar = tqdm(
             total=total, unit="frame", desc="pseudolabel", dynamic_ncols=True, leave=False, disable=None
         )
-    output = _Output(root, config, summary, viz=viz, bar=bar, after_sample=after_sample)
+    if flow_thread is None:
+        from cohesiv.threads import auto_threads
+
+        flow_thread = auto_threads() >= 2
+    output = _Output(
+        root, config, summary, viz=viz, bar=bar, after_sample=after_sample, flow_thread=flow_thread
+    )
     try:
         for plan, flow in zip(plans, flows):
             _label_clip(plan, flow, valid_fn, output)
@@ -500,7 +514,7 @@ def _label_clip(
     reach = max(abs(k) for k in config.offsets)
     frames = StreamingFrames(reader, keep=2 * reach + 2)  # one forward decode of a video
     # prefetch: the next frame's flows are computed in a second thread while this one is labeled
-    cache = FlowCache(None, frames, max_frames=2 * reach + 2, pair_flow=flow, prefetch=True)
+    cache = FlowCache(None, frames, max_frames=2 * reach + 2, pair_flow=flow, prefetch=output.flow_thread)
 
     def timer(stage: str) -> _Timer:
         return _Timer(summary, stage)

@@ -315,19 +315,67 @@ def test_save_npz_stores_named_arrays_uncompressed_and_np_load_reads_all(tmp_pat
 
 
 def test_flow_prefetch_thread_gives_the_same_dataset(tmp_path, monkeypatch):
-    """The writer computes the next frame's flows in a second thread: the samples are unchanged."""
+    """The writer can compute the next frame's flows in a second thread: the samples are unchanged."""
     import cohesiv.flow.cache as cache_mod
 
     src, flow_fn, _ = _clip(tmp_path)
     cfg = PseudoLabelConfig(background="homography", forearm=True)
-    _write(src, flow_fn, tmp_path / "threaded", config=cfg)
-    threaded = _contents(tmp_path / "threaded")
+    made = []
 
-    class OneThread(cache_mod.FlowCache):
+    class Recording(cache_mod.FlowCache):
         def __init__(self, *args, **kwargs):
-            kwargs["prefetch"] = False
             super().__init__(*args, **kwargs)
+            made.append(self._executor is not None)
 
-    monkeypatch.setattr(cache_mod, "FlowCache", OneThread)
-    _write(src, flow_fn, tmp_path / "plain", config=cfg)
-    _assert_same(threaded, _contents(tmp_path / "plain"))
+    monkeypatch.setattr(cache_mod, "FlowCache", Recording)
+    _write(src, flow_fn, tmp_path / "threaded", config=cfg, flow_thread=True)
+    _write(src, flow_fn, tmp_path / "plain", config=cfg, flow_thread=False)
+    assert made == [True, False]
+    _assert_same(_contents(tmp_path / "threaded"), _contents(tmp_path / "plain"))
+    # by default: the thread only when a core is free at the start of the run
+    import cohesiv.threads
+
+    for free, want in ((2, True), (1, False)):
+        monkeypatch.setattr(cohesiv.threads, "auto_threads", lambda free=free: free)
+        _write(src, flow_fn, tmp_path / f"auto{free}", config=cfg)
+        assert made[-1] is want
+
+
+@pytest.mark.parametrize("frames", [None, [0, 6, 11]])
+def test_prefetch_decodes_a_video_once_in_order(tmp_path, monkeypatch, frames):
+    """Reading the next frame's window ahead (for the flow thread) never restarts a video's decoder."""
+    import av
+
+    import cohesiv.flow.cache as cache_mod
+    from cohesiv.io import FrameReader
+
+    folder, _, _ = make_clip(tmp_path / "clip", n=12, step=(2, 1))
+    hands = read_hands(folder / "hands.json")
+    video = tmp_path / "clip.mp4"
+    with av.open(str(video), "w") as out:
+        stream = out.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for t in range(12):
+            img = read_image(folder / "frames" / f"{t:06d}.png")
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.asarray(img), format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    assert len(FrameReader(video)) == 12
+    made = []
+
+    class Recording(cache_mod.StreamingFrames):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(cache_mod, "StreamingFrames", Recording)
+    summary = write_dataset(
+        [ClipSource(path=video, hands=hands, frames=frames)],
+        tmp_path / "ds",
+        PseudoLabelConfig(),
+        progress=False,
+        flow_thread=True,
+    )
+    assert summary.samples_written == (12 if frames is None else 3)
+    assert len(made) == 1 and made[0].restarts == 0
