@@ -20,6 +20,7 @@ config checks its own values in ``__post_init__``: the one place a choice is val
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,7 @@ __all__ = [
     "DEFAULT_STEPS",
     "DEFAULT_RAFT_ITERS",
     "DIS_PRESET_NAMES",
+    "FLAT_FLOW_KEYS",
     "FLOW_METHODS",
     "FLOW_SOURCES",
     "HOMOGRAPHY_METHODS",
@@ -179,6 +181,45 @@ class FlowFolderOptions:
             raise InputError(None, f"--alpha and --beta must be >= 0, got {self.alpha} and {self.beta}")
 
 
+#: ``PseudoLabelConfig``'s flat flow names (its old keywords and attributes, and its keys in
+#: ``dataset.json``) -> the fields of its :class:`FlowConfig`.
+FLAT_FLOW_KEYS = {
+    "flow": "method",
+    "flow_preset": "preset",
+    "raft_model": "raft_model",
+    "raft_weights": "raft_weights",
+}
+
+
+def _label_flow() -> FlowConfig:
+    """The pseudo-labels' flow when none is given: DIS at the flow module's default preset.
+
+    The preset stays None (``FlowEstimator`` takes :data:`DEFAULT_DIS_PRESET`), as ``dataset.json``
+    has always recorded it, so that datasets written before resume with the same config.
+    """
+    return FlowConfig(method="dis", preset=None, raft_model=DEFAULT_RAFT_MODEL)
+
+
+def _accept_flat_flow_keywords(cls: type) -> type:
+    """Let ``cls(flow=..., flow_preset=..., raft_model=..., raft_weights=...)`` still build the nested flow config.
+
+    The flat keywords (kept for one release) replace those fields of ``flow_config`` (given, or the
+    default); :func:`dataclasses.replace` goes through here too.
+    """
+    generated = cls.__init__
+
+    @functools.wraps(generated)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        flat = {FLAT_FLOW_KEYS[k]: kwargs.pop(k) for k in list(kwargs) if k in FLAT_FLOW_KEYS}
+        if flat:
+            kwargs["flow_config"] = dataclasses.replace(kwargs.get("flow_config") or _label_flow(), **flat)
+        generated(self, *args, **kwargs)
+
+    cls.__init__ = __init__
+    return cls
+
+
+@_accept_flat_flow_keywords
 @dataclass(frozen=True)
 class PseudoLabelConfig:
     """Everything that determines the pseudo-labels (saved as ``dataset.json``).
@@ -189,10 +230,13 @@ class PseudoLabelConfig:
         background: ``"static"`` ([C]) or ``"homography"`` (camera motion fitted robustly).
         homography: hand fit method, ``"magsac"`` (OpenCV USAC-MAGSAC) or ``"dlt"`` (kornia).
         inlier_threshold: MAGSAC inlier threshold, pixels.
-        flow: ``"dis"``, ``"raft"`` or ``"gt"`` (exact flow of a ``cohesiv synth`` clip).
-        flow_preset: DIS preset (None: the flow module's default).
-        raft_model: ``"small"`` or ``"large"``.
-        raft_weights: local RAFT checkpoint path.
+        flow_config: the flow of the pseudo-labels (:class:`FlowConfig`): ``method`` ``"dis"``,
+            ``"raft"`` or ``"gt"`` (the exact flow of a ``cohesiv synth`` clip); ``preset``, the DIS
+            preset (None: the flow module's default); ``raft_model`` ``"small"`` or ``"large"``;
+            ``raft_weights``, a local RAFT checkpoint path; ``raft_iters`` stays None (the pseudo-labels
+            run RAFT with its default iterations). Its old flat names are still read-only attributes
+            (``flow``, ``flow_preset``, ``raft_model``, ``raft_weights``), constructor keywords, and
+            the keys of ``dataset.json`` (:meth:`to_dict`).
         fb_check: compute the forward–backward ``valid`` mask (and use it to drop hand points
             and weight the offset average); without it ``valid`` is all ones.
         hull_dilation: person-mask dilation as a fraction of the hand's size.
@@ -216,10 +260,7 @@ class PseudoLabelConfig:
     background: str = "static"
     homography: str = "magsac"
     inlier_threshold: float = 1.5
-    flow: str = "dis"
-    flow_preset: str | None = None
-    raft_model: str = DEFAULT_RAFT_MODEL
-    raft_weights: str | None = None
+    flow_config: FlowConfig = field(default_factory=_label_flow)
     fb_check: bool = True
     hull_dilation: float = HULL_DILATION
     forearm: bool = False
@@ -239,17 +280,53 @@ class PseudoLabelConfig:
         _choice("background", self.background, BACKGROUNDS)
         if self.homography not in HOMOGRAPHY_METHODS:
             raise ValueError(f"homography must be 'magsac' or 'dlt', got {self.homography!r}")
-        _choice("flow", self.flow, FLOW_SOURCES)
-        if self.flow_preset is not None and self.flow_preset not in DIS_PRESET_NAMES:
-            raise ValueError(f"DIS preset must be one of {DIS_PRESET_NAMES}, got {self.flow_preset!r}")
-        _choice("raft_model", self.raft_model, RAFT_MODELS)
+        flow = self.flow_config
+        if flow.raft_model is None:  # a FlowConfig made for DIS: the pseudo-labels' RAFT default
+            object.__setattr__(
+                self, "flow_config", flow := dataclasses.replace(flow, raft_model=DEFAULT_RAFT_MODEL)
+            )
+        _choice("flow", flow.method, FLOW_SOURCES)
+        if flow.preset is not None and flow.preset not in DIS_PRESET_NAMES:
+            raise ValueError(f"DIS preset must be one of {DIS_PRESET_NAMES}, got {flow.preset!r}")
+        _choice("raft_model", flow.raft_model, RAFT_MODELS)
+        if flow.raft_iters is not None:
+            raise ValueError("raft_iters is not a pseudo-label option (RAFT runs its default iterations)")
         _choice("smoothing", self.smoothing, SMOOTHINGS)
         if not 0 < self.smoothing_radius < 1:
             raise ValueError(f"smoothing_radius must be in (0, 1), got {self.smoothing_radius}")
 
+    @property
+    def flow(self) -> str:
+        """The flow source, ``flow_config.method`` (its old flat name)."""
+        return self.flow_config.method
+
+    @property
+    def flow_preset(self) -> str | None:
+        """The DIS preset, ``flow_config.preset`` (its old flat name)."""
+        return self.flow_config.preset
+
+    @property
+    def raft_model(self) -> str:
+        """The RAFT size, ``flow_config.raft_model`` (its old flat name)."""
+        return self.flow_config.raft_model
+
+    @property
+    def raft_weights(self) -> str | None:
+        """The RAFT checkpoint, ``flow_config.raft_weights`` (its old flat name)."""
+        return self.flow_config.raft_weights
+
     def to_dict(self) -> dict:
-        """JSON-serialisable form."""
-        d = dataclasses.asdict(self)
+        """JSON-serialisable form: flat, the flow config's fields under their :data:`FLAT_FLOW_KEYS` names.
+
+        The keys and their order are those of ``dataset.json`` since it was written (the flow keys
+        between ``inlier_threshold`` and ``fb_check``).
+        """
+        d: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            if f.name == "flow_config":
+                d.update({flat: getattr(self.flow_config, name) for flat, name in FLAT_FLOW_KEYS.items()})
+            else:
+                d[f.name] = getattr(self, f.name)
         d["offsets"] = list(self.offsets)
         return d
 

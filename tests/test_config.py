@@ -125,3 +125,30 @@ def test_help_shows_the_defaults_from_the_config():
         [sys.executable, "-m", "cohesiv", "train", "--help"], capture_output=True, text=True, check=True
     ).stdout
     assert f"square crop side, a multiple of 32 (default: {default_of(config.TrainConfig, 'size')})" in out
+
+
+def test_the_flow_config_sits_inside_the_pseudolabel_config():
+    cfg = PseudoLabelConfig(
+        flow_config=FlowConfig(method="raft", preset=None, raft_model="large", raft_weights="w.pth")
+    )
+    assert (cfg.flow, cfg.flow_preset, cfg.raft_model, cfg.raft_weights) == ("raft", None, "large", "w.pth")
+    # the old flat keywords build the same nested config, and replace() keeps working with them
+    old = PseudoLabelConfig(flow="raft", raft_model="large", raft_weights="w.pth")
+    assert old == cfg and dataclasses.replace(old, flow="gt").flow_config.method == "gt"
+    assert dataclasses.replace(cfg, temperature=3.0).flow_config == cfg.flow_config
+    # a FlowConfig made for DIS (raft_model None) reads as the pseudo-labels' default RAFT size
+    assert PseudoLabelConfig(flow_config=FlowConfig(method="dis")).raft_model == config.DEFAULT_RAFT_MODEL
+    with pytest.raises(ValueError, match="raft_iters"):
+        PseudoLabelConfig(flow_config=FlowConfig(raft_iters=20))
+
+
+def test_dataset_json_keeps_its_flat_keys_in_their_order():
+    keys = list(PseudoLabelConfig().to_dict())
+    assert keys == [
+        "offsets", "temperature", "background", "homography", "inlier_threshold",
+        "flow", "flow_preset", "raft_model", "raft_weights",
+        "fb_check", "hull_dilation", "forearm", "object_threshold", "smoothing", "smoothing_radius", "separate_hands",
+    ]  # fmt: skip
+    d = PseudoLabelConfig(flow="gt", flow_preset="fast").to_dict()
+    assert (d["flow"], d["flow_preset"], d["raft_model"], d["raft_weights"]) == ("gt", "fast", "small", None)
+    assert json.loads(json.dumps(d)) == d

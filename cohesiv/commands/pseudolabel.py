@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 from cohesiv.config import (
@@ -84,14 +85,15 @@ def add_label_arguments(parser, offsets: str | None = "config", fb_flag: bool = 
             caller decides (``cohesiv eval``: the flow baseline uses 1, the next frame).
         fb_flag: add ``--no-fb-check`` (the caller may have its own spelling).
     """
+    defaults = PseudoLabelConfig()
 
     def dflt(text: str, name: str) -> str:
-        return help_default(text, default_of(PseudoLabelConfig, name))
+        return help_default(text, getattr(defaults, name))
 
     offsets_help = "frame offsets k; each is used as +k and -k"
     parser.add_argument(
         "--offsets",
-        help=help_default(offsets_help, _positive_offsets(default_of(PseudoLabelConfig, "offsets")))
+        help=help_default(offsets_help, _positive_offsets(defaults.offsets))
         if offsets
         else f"{offsets_help} (default 1,2,3; the flow baseline: 1, the next frame)",
     )
@@ -169,13 +171,16 @@ _LABEL_FIELDS = {
     "background": "background",
     "homography": "homography",
     "inlier_threshold": "inlier_threshold",
-    "flow": "flow",
-    "flow_preset": "dis_preset",
-    "raft_model": "raft_model",
-    "raft_weights": "raft_weights",
     "hull_dilation": "hull_dilation",
     "smoothing": "smoothing",
     "smoothing_radius": "smoothing_radius",
+}
+#: ``FlowConfig`` field (of ``PseudoLabelConfig.flow_config``) -> the destination that sets it.
+_FLOW_FIELDS = {
+    "method": "flow",
+    "preset": "dis_preset",
+    "raft_model": "raft_model",
+    "raft_weights": "raft_weights",
 }
 
 
@@ -195,6 +200,9 @@ def label_config(args: argparse.Namespace, offsets: str | None = None):
     from cohesiv.errors import CohesivError
 
     given = {f: getattr(args, dest) for f, dest in _LABEL_FIELDS.items() if getattr(args, dest) is not None}
+    flow = {f: getattr(args, dest) for f, dest in _FLOW_FIELDS.items() if getattr(args, dest) is not None}
+    if flow:
+        given["flow_config"] = dataclasses.replace(default_of(PseudoLabelConfig, "flow_config"), **flow)
     text = args.offsets if args.offsets is not None else offsets
     try:
         if text is not None:
