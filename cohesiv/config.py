@@ -2,7 +2,7 @@
 
 Every default a stage, its config and its command-line flag share is written here: the frozen
 config dataclasses (:class:`FlowConfig`, :class:`FlowFolderOptions`, :class:`PseudoLabelConfig`,
-:class:`TrainConfig` with its :class:`AugmentConfig` and presets, :class:`CalibrationOptions`) and the constants and choice
+:class:`TrainConfig` with its :class:`AugmentConfig` and presets, :class:`CalibrationOptions`, :class:`DemoConfig`) and the constants and choice
 tuples they validate against. The network's ``ModelConfig`` stays in :mod:`cohesiv.model.net`
 (its checks need the encoders' weights table); :class:`TrainConfig` builds it on first use.
 
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BACKGROUNDS",
+    "CAMERA_MODES",
     "COMPOSITE_SAMPLES",
     "DEFAULT_WINDOW_FACTOR",
     "HANDS_EVERY",
@@ -52,12 +53,17 @@ __all__ = [
     "HULL_DILATION",
     "RAFT_MODELS",
     "RESPONSIBILITY_TEMPERATURE",
+    "SYNTH_CAMERA",
+    "SYNTH_CLIPS",
+    "SYNTH_FRAMES",
+    "SYNTH_SIZE",
     "SMOOTHINGS",
     "MODEL_PRESETS",
     "PRESETS",
     "SCHEDULES",
     "AugmentConfig",
     "CalibrationOptions",
+    "DemoConfig",
     "FlowConfig",
     "FlowFolderOptions",
     "PseudoLabelConfig",
@@ -593,6 +599,65 @@ DEFAULT_WINDOW_FACTOR = 4.0
 
 #: Composited samples that ``cohesiv composite`` writes.
 COMPOSITE_SAMPLES = 500
+
+# ------------------------------------------------------------------------------------------- demo
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Sizes of the demo; the defaults take a few minutes on 2 CPU cores.
+
+    Attributes:
+        out: output folder.
+        video: real clip to run on (default: the embedded cup clip); None to skip.
+        train_clips, val_clips, test_clips: synthetic clips per split.
+        frames: frames per synthetic clip.
+        size: ``(W, H)`` of the synthetic clips.
+        steps: training steps.
+        train_size: square training crop (multiple of 32).
+        batch: training batch.
+        embed_dim: channels F of the embedding.
+        head_dim: channels A of the query/key heads (at full resolution they cost more than the
+            U-Net: 32/32 trains about twice as fast as the 64/64 library default on a CPU).
+        calibrate_sizes: network input sizes tried by the calibration (the best on the validation
+            clips is kept); None: the training size and the clips' longer side.
+        forearm: add the forearm band to the pseudo-labels' person mask (21-keypoint hands).
+        calibrate_objective: the validation mIoU the read-out thresholds maximise ("All" or "Pair").
+        video_every: pseudo-label every this many frames of the real video.
+        real_images: real image sets with masks to score the model on (None: those found by
+            :func:`cohesiv.eval.images.find_image_sets`; empty: none).
+        seed: seeds everything.
+    """
+
+    out: Path
+    video: Path | None = None
+    train_clips: int = 12
+    val_clips: int = 3
+    test_clips: int = 5
+    frames: int = 12
+    size: tuple[int, int] = (192, 144)
+    steps: int = 300
+    train_size: int = 128
+    batch: int = 8
+    embed_dim: int = 32
+    head_dim: int = 32
+    forearm: bool = True
+    calibrate_objective: str = "All"
+    calibrate_sizes: tuple[int, ...] | None = None
+    video_every: int = 2
+    real_images: tuple[Path, ...] | None = None
+    seed: int = 0
+
+
+# ---------------------------------------------------------------------------------- synthetic clips
+
+#: Camera motion of a synthetic clip: static, moving, or mixed (chosen per clip).
+CAMERA_MODES = ("static", "moving", "mixed")
+#: ``cohesiv synth`` defaults: clips, frames per clip, frame size ``(W, H)``, camera motion.
+SYNTH_CLIPS = 10
+SYNTH_FRAMES = 24
+SYNTH_SIZE = (320, 240)
+SYNTH_CAMERA = "mixed"
 
 # ------------------------------------------------------------------------------ defaults for --help
 

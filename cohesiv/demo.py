@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cohesiv.config import DemoConfig as DemoConfig  # its old path, kept for one release
 from cohesiv.errors import CohesivError
 from cohesiv.io import FrameReader, HandTracks, read_hands, read_image, write_hands, write_image
 from cohesiv.io.dataset import read_manifest, read_sample
@@ -45,52 +46,6 @@ PSEUDO_METHOD = "Thresholded Responsibility (DIS)"
 def default_video() -> Path:
     """The embedded demo clip: a hand holding a cup (OpenCV docs, Apache-2.0/BSD)."""
     return Path(str(resources.files("cohesiv") / "data" / "cup.mp4"))
-
-
-@dataclass(frozen=True)
-class DemoConfig:
-    """Sizes of the demo; the defaults take a few minutes on 2 CPU cores.
-
-    Attributes:
-        out: output folder.
-        video: real clip to run on (default: the embedded cup clip); None to skip.
-        train_clips, val_clips, test_clips: synthetic clips per split.
-        frames: frames per synthetic clip.
-        size: ``(W, H)`` of the synthetic clips.
-        steps: training steps.
-        train_size: square training crop (multiple of 32).
-        batch: training batch.
-        embed_dim: channels F of the embedding.
-        head_dim: channels A of the query/key heads (at full resolution they cost more than the
-            U-Net: 32/32 trains about twice as fast as the 64/64 library default on a CPU).
-        calibrate_sizes: network input sizes tried by the calibration (the best on the validation
-            clips is kept); None: the training size and the clips' longer side.
-        forearm: add the forearm band to the pseudo-labels' person mask (21-keypoint hands).
-        calibrate_objective: the validation mIoU the read-out thresholds maximise ("All" or "Pair").
-        video_every: pseudo-label every this many frames of the real video.
-        real_images: real image sets with masks to score the model on (None: those found by
-            :func:`cohesiv.eval.images.find_image_sets`; empty: none).
-        seed: seeds everything.
-    """
-
-    out: Path
-    video: Path | None = None
-    train_clips: int = 12
-    val_clips: int = 3
-    test_clips: int = 5
-    frames: int = 12
-    size: tuple[int, int] = (192, 144)
-    steps: int = 300
-    train_size: int = 128
-    batch: int = 8
-    embed_dim: int = 32
-    head_dim: int = 32
-    forearm: bool = True
-    calibrate_objective: str = "All"
-    calibrate_sizes: tuple[int, ...] | None = None
-    video_every: int = 2
-    real_images: tuple[Path, ...] | None = None
-    seed: int = 0
 
 
 @dataclass

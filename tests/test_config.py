@@ -44,6 +44,10 @@ def test_old_paths_are_the_same_objects():
 
     assert TrainConfig is config.TrainConfig and AugmentConfig is DataAugmentConfig is config.AugmentConfig
     assert PRESETS is config.PRESETS and SCHEDULES is config.SCHEDULES
+    from cohesiv.demo import DemoConfig
+    from cohesiv.synth.scene import CAMERA_MODES
+
+    assert DemoConfig is config.DemoConfig and CAMERA_MODES is config.CAMERA_MODES
 
 
 def test_default_of_reads_the_dataclass():

@@ -15,7 +15,11 @@ Issue 17's before/after measure, from the source alone (``ast``, no import of co
     the preset names;
   - the read-out threshold keys ``tau_h``, ``tau_o``, ``tau_r``, ``tau_g``, ``open_o``: string
     literals and identifiers (attributes, keywords, parameters, names), with the files they are in,
-    and the functions that use both ``tau_o`` and ``tau_r`` (each applies an object-mask rule).
+    and the functions that use both ``tau_o`` and ``tau_r`` (each applies an object-mask rule);
+  - the command-line flags that write a default of their own: an ``add_argument(default=...)``
+    literal (a number, a string or a list; not None or a bool), and a help text that spells a
+    number as its default by hand (``"(default 128)"``); a flag that defaults to None and shows
+    the config's value (``cohesiv.config.help_default``) counts for neither.
 
 Docstrings are not counted. Run from the repository root::
 
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -78,6 +83,33 @@ def _temperature_defaults(tree: ast.AST) -> list[int]:
                     if _is_two(kw.value):
                         lines.append(node.lineno)
     return sorted(lines)
+
+
+_HAND_DEFAULT = re.compile(r"default:? -?\d")
+
+
+def _cli_defaults(tree: ast.AST) -> tuple[list[int], list[int]]:
+    """Lines of ``add_argument`` calls with a literal ``default=``, and of help texts spelling a default."""
+    literal, spelled = [], []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        if node.func.attr != "add_argument":
+            continue
+        for kw in node.keywords:
+            v = kw.value
+            if kw.arg == "default":
+                if isinstance(v, (ast.List, ast.Tuple)) or (
+                    isinstance(v, ast.Constant) and v.value is not None and not isinstance(v.value, bool)
+                ):
+                    literal.append(node.lineno)
+            elif kw.arg == "help":
+                texts = [
+                    n.value for n in ast.walk(v) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+                ]
+                if any(_HAND_DEFAULT.search(t) for t in texts):
+                    spelled.append(node.lineno)
+    return literal, spelled
 
 
 def _identifiers(tree: ast.AST) -> list[tuple[str, int]]:
@@ -142,6 +174,8 @@ def main(argv: list[str] | None = None) -> None:
     key_literals: dict[str, Counter[str]] = {k: Counter() for k in KEYS}
     key_idents: dict[str, Counter[str]] = {k: Counter() for k in KEYS}
     rule_functions: list[str] = []
+    cli_literal: list[str] = []
+    cli_spelled: list[str] = []
     for path in files:
         rel = str(path)
         text = path.read_text()
@@ -155,6 +189,9 @@ def main(argv: list[str] | None = None) -> None:
         own_imports += sum(nodes.values())
         import_errors[rel] = _import_error_handlers(tree)
         temp += [f"{rel}:{line}" for line in _temperature_defaults(tree)]
+        lit, spelled = _cli_defaults(tree)
+        cli_literal += [f"{rel}:{line}" for line in lit]
+        cli_spelled += [f"{rel}:{line}" for line in spelled]
         for node in ast.walk(tree):
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
                 if node.value == DEFAULT_PRESET:
@@ -215,6 +252,12 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  files spelling a key: {len(all_files)}: {', '.join(all_files)}")
     print(f"functions that use both tau_o and tau_r (object-mask rules): {len(rule_functions)}")
     for w in rule_functions:
+        print(f"        {w}")
+    print(f"CLI flags with a literal default of their own (add_argument default=...): {len(cli_literal)}")
+    for w in cli_literal:
+        print(f"        {w}")
+    print(f"CLI help texts that spell a default number by hand: {len(cli_spelled)}")
+    for w in cli_spelled:
         print(f"        {w}")
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from cohesiv.config import DemoConfig, default_of, help_default
+
 HELP = "run the whole pipeline (synthetic clips + a real video) and write an HTML report"
 DESCRIPTION = """\
 Run the whole pipeline end to end and write OUT/report.html:
@@ -17,6 +19,11 @@ Takes a few minutes on 2 CPU cores; a second run with the same --out reuses fini
 """
 
 
+def _default(text: str, name: str) -> str:
+    """``text`` and the :class:`~cohesiv.config.DemoConfig` default of ``name``."""
+    return help_default(text, default_of(DemoConfig, name))
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Add the ``demo`` options."""
     p.add_argument("--out", default="demo-out", help="output folder (report.html is written there)")
@@ -24,9 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--video", metavar="PATH", help="your own video or frame folder (default: embedded cup clip)"
     )
     p.add_argument("--no-video", action="store_true", help="synthetic clips only")
-    p.add_argument("--steps", type=int, default=300, help="training steps")
-    p.add_argument("--clips", type=int, default=12, help="synthetic training clips")
-    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--steps", type=int, help=_default("training steps", "steps"))
+    p.add_argument("--clips", type=int, help=_default("synthetic training clips", "train_clips"))
+    p.add_argument("--seed", type=int, help=_default("random seed", "seed"))
     p.add_argument("--quick", action="store_true", help="a tiny run (for smoke tests): few clips, few steps")
     p.add_argument(
         "--real-images",
@@ -49,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from cohesiv.demo import DemoConfig, default_video, run_demo
+    from cohesiv.demo import default_video, run_demo
     from cohesiv.errors import InputError
     from cohesiv.threads import set_threads
 
@@ -77,14 +84,16 @@ def run(args: argparse.Namespace) -> int:
             video_every=12,
         )
     else:
-        kw = dict(train_clips=args.clips, steps=args.steps)
+        kw = {k: v for k, v in (("train_clips", args.clips), ("steps", args.steps)) if v is not None}
+    if args.seed is not None:
+        kw["seed"] = args.seed
     if args.no_real_images:
         kw["real_images"] = ()
     elif args.real_images:
         kw["real_images"] = tuple(Path(p) for p in args.real_images)
     elif args.quick:
         kw["real_images"] = ()
-    cfg = DemoConfig(out=Path(args.out), video=video, seed=args.seed, **kw)
+    cfg = DemoConfig(out=Path(args.out), video=video, **kw)
     n, why = set_threads(args.threads)
     print(f"[demo] torch threads: {n} ({why})", file=sys.stderr)
     res = run_demo(cfg, say=lambda m: print(m, file=sys.stderr, flush=True), progress=sys.stderr.isatty())

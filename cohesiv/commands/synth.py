@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from cohesiv.config import CAMERA_MODES, SYNTH_CAMERA, SYNTH_CLIPS, SYNTH_FRAMES, SYNTH_SIZE
+
 HELP = "write synthetic clips with exact labels, flow and hand keypoints"
 DESCRIPTION = (
     "Write synthetic egocentric clips (textured background, optional camera motion, one or two\n"
@@ -21,15 +23,12 @@ DESCRIPTION = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``synth`` arguments."""
     parser.add_argument("out", help="output folder")
-    parser.add_argument("--clips", type=int, default=10, help="number of clips")
-    parser.add_argument("--frames", type=int, default=24, help="frames per clip (>= 2)")
-    parser.add_argument("--size", default="320x240", help="frame size WxH")
+    parser.add_argument("--clips", type=int, default=SYNTH_CLIPS, help="number of clips")
+    parser.add_argument("--frames", type=int, default=SYNTH_FRAMES, help="frames per clip (>= 2)")
+    parser.add_argument("--size", default="{}x{}".format(*SYNTH_SIZE), help="frame size WxH")
     parser.add_argument("--seed", type=int, default=0, help="dataset seed")
     parser.add_argument(
-        "--camera",
-        choices=("static", "moving", "mixed"),
-        default="mixed",
-        help="camera motion (mixed: per clip)",
+        "--camera", choices=CAMERA_MODES, default=SYNTH_CAMERA, help="camera motion (mixed: per clip)"
     )
     parser.add_argument("--overwrite", action="store_true", help="replace clips made with other settings")
 

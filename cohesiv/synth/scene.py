@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from cohesiv.config import CAMERA_MODES as CAMERA_MODES  # camera motion of a clip
 from cohesiv.io.hands import Hand, HandTracks
 from cohesiv.synth.shapes import (
     OBJECT_SHAPES,
@@ -42,7 +43,6 @@ from cohesiv.synth.textures import SKIN_TONES, background_texture
 
 #: Version of the generator; stored in scene.json (a change of version changes the pixels).
 GENERATOR_VERSION = 1
-CAMERA_MODES = ("static", "moving", "mixed")
 HAND_LABELS = {"left": 1, "right": 2}
 OBJECT_LABELS = {"left": 3, "right": 4, "both": 5}
 MIN_SIZE = (48, 48)

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from cohesiv.config import SYNTH_CAMERA, SYNTH_FRAMES, SYNTH_SIZE
 from cohesiv.errors import CohesivError, InputError
 from cohesiv.io import read_label, write_flo, write_hands, write_label
 from cohesiv.io.atomic import atomic_path, atomic_write_text
@@ -170,10 +171,10 @@ def generate_dataset(
     out: str | Path,
     *,
     clips: int,
-    frames: int = 24,
-    size: tuple[int, int] = (320, 240),
+    frames: int = SYNTH_FRAMES,
+    size: tuple[int, int] = SYNTH_SIZE,
     seed: int = 0,
-    camera: str = "mixed",
+    camera: str = SYNTH_CAMERA,
     overwrite: bool = False,
     progress: bool = True,
 ) -> DatasetReport:
