@@ -300,7 +300,7 @@ def main() -> int:
         f"quality: {a.test} test clips per camera, {a.frames} frames, scored every {a.label_every}; speed: every frame of {a.speed_clips} clips per camera"
     )
     head = (
-        f"{'variant':<20}{'smooth':<7}"
+        f"{'variant':<22}{'smooth':<7}"
         + "".join(f"| {c:<7} tau  All  Pair Hand  Obj " for c in cams)
         + "| mean All | frames/s"
     )
@@ -314,7 +314,7 @@ def main() -> int:
     for key in [*(k for k in rows if k[0] != "exact"), ("exact", "none")]:
         if key not in rows:
             continue
-        line = f"{key[0]:<20}{key[1]:<13}"
+        line = f"{key[0]:<22}{key[1]:<13}"
         alls = []
         for c in cams:
             tau, m = rows[key][c]
@@ -329,10 +329,10 @@ def main() -> int:
         print(line)
         if key[0] != "exact" and fps >= max(a.min_fps, 2 * ref) and (best is None or np.mean(alls) > best[1]):
             best = (key, float(np.mean(alls)), fps)
-    print(f"{'reference':<33}| per-frame DIS medium, no cache, no fwd-bwd check {'':>40}| {ref:8.1f}")
+    print(f"{'reference':<35}| per-frame DIS medium, no cache, no fwd-bwd check {'':>40}| {ref:8.1f}")
     for key, v in speed.items():
         if key not in rows and key[0] != "reference":
-            print(f"{key[0]:<20}{key[1]:<13}| speed only {'':>70}| {np.mean(list(v.values())):8.1f}")
+            print(f"{key[0]:<22}{key[1]:<13}| speed only {'':>70}| {np.mean(list(v.values())):8.1f}")
     ref_cpu = np.mean(list(cpu[("reference", "none")].values()))
     print(
         f"\nspeed of the default preset ({DEFAULT_DIS_PRESET}) vs the reference, in this run (mean over cameras):"
