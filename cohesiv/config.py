@@ -367,7 +367,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 #: Model values of the presets (``ModelConfig`` fields), applied unless given on the command line.
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
     # the query/key heads at full resolution and F = 64, as in the paper (A = 64: not published)
-    "paper": {"head_stride": 1, "embed_dim": 64, "head_dim": 64},
+    "paper": {"head_stride": 1, "embed_dim": 64, "head_dim": 64, "query_locality": False},
 }
 
 

@@ -51,7 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--preset",
         choices=tuple(PRESETS),
-        help="named recipe: paper = batch 10, lr 1e-2, plateau schedule, full-resolution heads, F = A = 64%(default).0s",
+        help="named recipe: paper = batch 10, lr 1e-2, plateau schedule, full-resolution heads, F = A = 64, no query locality%(default).0s",
     )
     g = p.add_argument_group("model")
     g.add_argument(
@@ -90,7 +90,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="each query also learns a locality weight: S_k = clamp(q_k.K - lambda_k |x - p_k|^2, 0, 1), "
-        "so two hands that look alike get different scores (beyond the paper; default: off)",
+        "so two hands that look alike get different scores (beyond the paper; default: on, off with --preset paper)",
     )
     g.add_argument(
         "--plain-embedding",

@@ -121,3 +121,8 @@ def test_query_locality_flag(tmp_path):
     assert build_config(_args(["train", "--data", "d", "--out", "r"])).model.query_locality is True
     cfg = build_config(_args(["train", "--data", "d", "--out", "r", "--no-query-locality"]))
     assert cfg.model.query_locality is False
+
+
+def test_paper_preset_has_no_query_locality():
+    cfg = build_config(_args(["train", "--data", "d", "--out", "r", "--preset", "paper"]))
+    assert cfg.model.query_locality is False
