@@ -340,12 +340,15 @@ class _State:
         plateau: the plateau schedule's state.
         epoch_sum: ``[sum, count]`` of this epoch's training losses.
         stopped_early: the early stop ended the run.
+        rng: the checkpoint's RNG state, restored by :meth:`restore_rng` once the data loader's
+            iterator has drawn its seed (empty: a fresh run, nothing to restore).
     """
 
     step: int = 0
     plateau: PlateauState = field(default_factory=PlateauState)
     epoch_sum: list = field(default_factory=lambda: [0.0, 0])
     stopped_early: bool = False
+    rng: dict = field(default_factory=dict)
 
     def to_dict(self, data: _Data) -> dict[str, Any]:
         """The checkpoint's JSON state (with the RNG state, taken now)."""
@@ -360,14 +363,18 @@ class _State:
 
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> _State:
-        """The state of a checkpoint's JSON (also restores the RNG state it holds)."""
-        _set_rng_state(state.get("rng", {}))
+        """The state of a checkpoint's JSON (its RNG state is kept for :meth:`restore_rng`)."""
         return cls(
             step=int(state["step"]),
             plateau=PlateauState(**state.get("plateau", {})),
             epoch_sum=list(state.get("epoch_loss", [0.0, 0])),
             stopped_early=bool(state.get("stopped_early", False)),
+            rng=dict(state.get("rng", {})),
         )
+
+    def restore_rng(self) -> None:
+        """Set the global RNG to the checkpoint's state (nothing for a fresh run)."""
+        _set_rng_state(self.rng)
 
 
 def _build(
@@ -552,7 +559,12 @@ def _train(
         D.barrier(ctx)
 
     try:
-        for batch in iter(loader) if not st.stopped_early else iter(()):
+        batches = iter(loader) if not st.stopped_early else iter(())
+        # after iter(loader), which draws the loader's base seed from the global RNG (an uninterrupted
+        # run drew it at its start, before the checkpoint's state was taken): the next draw, e.g. the
+        # encoder's drop-path, is then the one the uninterrupted run made at this step
+        st.restore_rng()
+        for batch in batches:
             batch: Batch = batch.to(ctx.device)
             if cfg.channels_last:
                 batch.images = batch.images.contiguous(memory_format=torch.channels_last)

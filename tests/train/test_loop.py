@@ -56,6 +56,33 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(dataset, tmp_path
     assert [r["loss"] for r in read_log(tmp_path / "cut")] == [r["loss"] for r in read_log(tmp_path / "full")]
 
 
+def _dropout_net(cfg):
+    """TinyNet behind a dropout: training draws from the global torch RNG (as the encoder's drop-path)."""
+
+    class _Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = TinyNet(cfg)
+
+        def forward(self, images, points=None, point_valid=None):
+            return self.inner(torch.nn.functional.dropout(images, 0.3, self.training), points, point_valid)
+
+    return _Net()
+
+
+def test_resume_restores_the_rng_after_the_loader_draws_its_seed(dataset, tmp_path):
+    """Iterating the DataLoader draws its base seed from the global RNG: the checkpoint's RNG state
+    is restored after that draw, so the resumed steps' dropout masks are the uninterrupted run's."""
+    kw = dict(steps=6, save_every=2)
+    full = train(_cfg(dataset, tmp_path / "full", **kw), progress=False, build_model=_dropout_net)
+    train(_cfg(dataset, tmp_path / "cut", **kw), progress=False, stop_after=4, build_model=_dropout_net)
+    rest = train(_cfg(dataset, tmp_path / "cut", **kw), resume=True, progress=False, build_model=_dropout_net)
+    assert [loss for _, loss in rest.history] == [loss for _, loss in full.history[4:]]
+    a, b = _weights(tmp_path / "full"), _weights(tmp_path / "cut")
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
 @pytest.fixture(scope="module")
 def short_run(dataset, tmp_path_factory):
     run = tmp_path_factory.mktemp("runs") / "r"
