@@ -4,8 +4,14 @@ PyTorch's CPU kernels run on an OpenMP pool with one thread per core by default.
 already use some of the cores, those threads are descheduled in turn and every parallel region waits
 for the slowest one: on this project's 2-core machine, a training run with 2 threads beside one other
 job ran at 1.7 images/s instead of 14.8 (README). :func:`auto_threads` takes the CPUs this process may
-run on (``os.sched_getaffinity``, which honours ``taskset`` and container CPU sets) minus the load
-average, rounded, at least 1; :func:`set_threads` applies a ``--threads`` value.
+run on (``os.sched_getaffinity``, which honours ``taskset`` and container CPU sets) minus the other
+jobs' load, rounded, at least 1; :func:`set_threads` applies a ``--threads`` value.
+
+The load is the number of other runnable tasks *now* (:func:`other_runnable`, the median of a few
+reads of ``/proc/loadavg``), not the 1-minute load average: that average lags by a minute, so a stage
+that starts right after another (the demo's training after its pseudo-labelling, ``make real-model``'s
+after its data stages, anything after the test suite) saw its own predecessor's load and took one
+thread on an idle 2-core machine. The 1-minute average is the fallback where ``/proc`` is missing.
 """
 
 from __future__ import annotations
@@ -27,12 +33,53 @@ def available_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def other_runnable(samples: int = 15, interval: float = 0.02, read=None) -> float | None:
+    """Runnable tasks other than this one, now: the median over ``samples`` reads of ``/proc/loadavg``.
+
+    Args:
+        samples: reads of the run queue.
+        interval: seconds between reads.
+        read: returns the text of ``/proc/loadavg`` (tests); default reads the file.
+
+    Returns:
+        The median of (running tasks - 1), or None where ``/proc/loadavg`` cannot be read.
+    """
+    import statistics
+    import time
+
+    def from_proc() -> str:
+        with open("/proc/loadavg") as f:
+            return f.read()
+
+    read = read or from_proc
+    counts = []
+    try:
+        for i in range(samples):
+            if i:
+                time.sleep(interval)
+            counts.append(max(0, int(read().split()[3].split("/")[0]) - 1))  # "R/T": R includes us
+    except (OSError, IndexError, ValueError):
+        return None
+    return float(statistics.median(counts))
+
+
+def current_load() -> tuple[float, str]:
+    """The other jobs' load and its source: :func:`other_runnable`, else the 1-minute load average."""
+    now = other_runnable()
+    if now is not None:
+        return now, "runnable now"
+    try:
+        return os.getloadavg()[0], "load average"
+    except OSError:  # unavailable
+        return 0.0, "load unknown"
+
+
 def auto_threads(cpus: int | None = None, load: float | None = None) -> int:
     """A thread count for a possibly shared CPU: the CPUs left free by the load, at least 1.
 
     Args:
         cpus: CPUs available to this process (default :func:`available_cpus`).
-        load: run-queue length (default: the 1-minute load average, ``os.getloadavg()[0]``).
+        load: the other jobs' run-queue length (default: :func:`current_load`).
 
     Returns:
         ``max(1, min(cpus, floor(cpus - load + 0.5)))``: all CPUs on an idle machine, one fewer for
@@ -40,10 +87,7 @@ def auto_threads(cpus: int | None = None, load: float | None = None) -> int:
     """
     cpus = available_cpus() if cpus is None else cpus
     if load is None:
-        try:
-            load = os.getloadavg()[0]
-        except OSError:  # unavailable
-            load = 0.0
+        load = current_load()[0]
     return max(1, min(cpus, math.floor(cpus - load + 0.5)))
 
 
@@ -88,10 +132,7 @@ def set_threads(value: str | int | None = AUTO) -> tuple[int, str]:
         n, why = int(os.environ["OMP_NUM_THREADS"]), "OMP_NUM_THREADS"
     else:
         cpus = available_cpus()
-        try:
-            load = os.getloadavg()[0]
-        except OSError:
-            load = 0.0
-        n, why = auto_threads(cpus, load), f"auto: {cpus} CPUs, load average {load:.1f}"
+        load, source = current_load()
+        n, why = auto_threads(cpus, load), f"auto: {cpus} CPUs, {source} {load:.1f}"
     torch.set_num_threads(n)
     return torch.get_num_threads(), why

@@ -33,3 +33,23 @@ def test_set_threads_honours_the_value_and_the_environment(monkeypatch):
         assert n == torch.get_num_threads() >= 1 and why.startswith("auto")
     finally:
         torch.set_num_threads(before)
+
+
+def test_other_runnable_is_the_median_of_the_run_queue_without_us():
+    from cohesiv.threads import other_runnable
+
+    reads = iter(["1.90 1.2 0.8 1/93 1803", "0.1 0.1 0.1 3/93 1803", "1.9 1.2 0.8 1/93 1803"])
+    # the 1-minute average says 1.9, the queue says nobody else runs (R = 1 is this process)
+    assert other_runnable(3, 0.0, read=lambda: next(reads)) == 0.0
+    assert other_runnable(1, 0.0, read=lambda: "0.5 0.5 0.5 4/90 1") == 3.0
+    assert other_runnable(2, 0.0, read=lambda: "garbage") is None
+
+
+def test_auto_threads_uses_the_run_queue_now(monkeypatch):
+    import cohesiv.threads as th
+
+    monkeypatch.setattr(th, "other_runnable", lambda: 0.0)
+    monkeypatch.setattr(th.os, "getloadavg", lambda: (1.9, 1.0, 1.0))  # a predecessor's lagging load
+    assert th.auto_threads(2) == 2
+    monkeypatch.setattr(th, "other_runnable", lambda: None)  # no /proc: the average
+    assert th.auto_threads(2) == 1

@@ -154,7 +154,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="auto",
         metavar="N|auto",
         help="torch CPU threads. auto (default): $OMP_NUM_THREADS when set, else the CPUs this process "
-        "may use (os.sched_getaffinity) minus the 1-minute load average, rounded, at least 1 -- on a "
+        "may use (os.sched_getaffinity) minus the other tasks runnable now (/proc/loadavg; else the 1-minute load average), rounded, at least 1 -- on a "
         "CPU shared with other jobs, one thread per core is several times slower than fewer threads; "
         "the count is written to train.log",
     )
