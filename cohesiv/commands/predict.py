@@ -76,6 +76,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="longer image side for the network (default: the size the run was calibrated at, else its training size)",
     )
+    parser.add_argument(
+        "--support",
+        choices=("none", "points"),
+        default="none",
+        help="still images: 'points' keeps each hand mask inside its hand's support (the hull of its points "
+        "dilated by 0.2 of the hand's size, and the fingers' side of the wrist for 21 keypoints), for real "
+        "photos whose hand labels stop at the wrist; needs hand points (--hands or --detect-hands) "
+        "(default: none)",
+    )
     parser.add_argument("--checkpoint", default="last", help="weights file stem in RUN/checkpoints/")
     parser.add_argument("--device", default=None, help="torch device (default cpu)")
     parser.add_argument("--no-overlay", action="store_true", help="do not write overlay images / overlay.mp4")
@@ -213,6 +222,21 @@ def _detector(video: bool):
         ) from None
 
 
+def _with_support(pred, hands):
+    """``pred`` with its hand masks kept inside the hands' supports (:mod:`cohesiv.model.support`)."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from cohesiv.io.labels import compose_label
+    from cohesiv.io.predictions import HOSPrediction
+    from cohesiv.model.support import restrict_to_support
+
+    kept = restrict_to_support(HOSPrediction(pred.hand_masks, pred.object_masks), hands)
+    hm = np.asarray(kept.hand_masks, np.uint8)
+    return replace(pred, hand_masks=hm, label=compose_label(hm, pred.object_masks, pred.sides))
+
+
 def _queries_of(hands) -> tuple[list[tuple[float, float]], list[str | None], list[str]]:
     qs, sides, ids = [], [], []
     for h in hands:
@@ -247,6 +271,12 @@ def run(args: argparse.Namespace) -> int:
     is_clip = len(args.images) == 1 and (
         Path(args.images[0]).is_dir() or Path(args.images[0]).suffix.lower() not in IMAGE_SUFFIXES
     )
+    if args.support != "none" and (args.hand or is_clip):
+        raise InputError(
+            None,
+            "--support points needs hand points (--hands or --detect-hands, not --hand) and still images "
+            "(clips: not yet)",
+        )
     if is_clip:
         return _run_clip(args, predictor, tracks)
     detector = _detector(video=False) if args.detect_hands else None
@@ -265,13 +295,17 @@ def run(args: argparse.Namespace) -> int:
                 raise InputError(
                     args.hands, f"image_size {list(tracks.image_size)} does not match image {stem} ({w}x{h})"
                 )
-            queries, sides, ids = _queries_of(tracks.hands_at(index))
+            hands = [h for h in tracks.hands_at(index) if h.query is not None]
+            queries, sides, ids = _queries_of(hands)
         else:
-            queries, sides, ids = _queries_of(detector.detect(image))
+            hands = [h for h in detector.detect(image) if h.query is not None]
+            queries, sides, ids = _queries_of(hands)
         for x, y in queries:
             if not (-0.5 <= x <= w - 0.5 and -0.5 <= y <= h - 0.5):
                 raise InputError(None, f"{stem}: query point ({x:g}, {y:g}) is outside the {w}x{h} image")
         pred = predictor.predict(image, queries, sides)
+        if args.support == "points":
+            pred = _with_support(pred, hands)
         write_label(out_dir / f"{stem}_label.png", pred.label)
         with atomic_path(out_dir / f"{stem}_scores.npz") as tmp:
             with open(tmp, "wb") as f:

@@ -139,3 +139,46 @@ def test_predict_clip_folder_uses_frame_indices(run_dir, tmp_path):
     assert [a["image_id"] for a in doc["annotations"]] == [1]  # no hands in frame 0, one in frame 1
     assert doc["annotations"][0]["side"] == "right" and doc["annotations"][0]["query"] == [40.0, 20.0]
     assert read_label(out / "labels" / "000000.png").max() == 0
+
+
+def test_predict_support_keeps_hand_masks_inside_the_hull(run_dir, images, tmp_path, capsys, monkeypatch):
+    from dataclasses import replace
+
+    from cohesiv.model import Predictor
+    from cohesiv.responsibility.masks import hull_mask
+
+    plain = Predictor.predict
+
+    def everywhere(self, image, queries, sides=None):  # the untrained model finds no hand: say all is hand
+        p = plain(self, image, queries, sides)
+        return replace(p, hand_masks=np.ones_like(p.hand_masks), object_masks=np.zeros_like(p.object_masks))
+
+    monkeypatch.setattr(Predictor, "predict", everywhere)
+
+    box = np.array([[44, 14], [47, 14], [47, 17], [44, 17]], np.float32)  # a small hull
+    tracks = HandTracks((60, 40), {0: [Hand("right", "right", box)], 1: [Hand("right", "right", box)]})
+    write_hands(tmp_path / "hands.json", tracks)
+    outs = {}
+    for support in ("none", "points"):
+        out = outs[support] = tmp_path / support
+        args = ["predict", "--run", str(run_dir), *images, "--hands", str(tmp_path / "hands.json")]
+        assert main(args + ["--out", str(out), "--no-overlay", "--support", support]) == 0
+    hull = hull_mask([box], (60, 40))
+    spill = 0
+    for stem in ("img0", "img1"):
+        with (
+            np.load(outs["none"] / f"{stem}_scores.npz") as a,
+            np.load(outs["points"] / f"{stem}_scores.npz") as b,
+        ):
+            assert (b["hand_masks"] == (a["hand_masks"] & hull[None])).all()
+            spill += int((a["hand_masks"] & (1 - hull)[None]).sum())
+            assert (b["object_masks"] == a["object_masks"]).all()
+        lab = read_label(outs["points"] / f"{stem}_label.png")
+        assert not np.isin(lab[hull == 0], [1, 2]).any()  # no hand label outside the support
+    assert spill > 0  # the plain masks did reach beyond the hull: the test removes something
+    # --hand gives no points to support
+    rc = main(
+        ["predict", "--run", str(run_dir), *images, "--hand", "10,20", "--out", str(tmp_path / "x")]
+        + ["--support", "points"]
+    )
+    assert rc == 2 and "--support points needs hand points" in capsys.readouterr().err
