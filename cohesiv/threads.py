@@ -33,7 +33,7 @@ def available_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def other_runnable(samples: int = 15, interval: float = 0.02, read=None) -> float | None:
+def other_runnable(samples: int = 7, interval: float = 0.01, read=None) -> float | None:
     """Runnable tasks other than this one, now: the median over ``samples`` reads of ``/proc/loadavg``.
 
     Args:
