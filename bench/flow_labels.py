@@ -8,16 +8,18 @@ weighting on/off, the other offline OpenCV flows), prints
   defaults; homography background on the moving camera), threshold fitted on the validation
   clips (best All mIoU), All / Pair / Hand / Obj mIoU % on the test clips;
 * labeled frames per second when labelling every frame of a clip as ``cohesiv pseudolabel`` does
-  (one sliding flow window, each frame pair computed once; decoding and file writes excluded),
-  OpenCV and torch single-threaded, all variants timed in this run, interleaved clip by clip,
-  fastest of ``--reps`` rounds (compare ratios: the machine is shared). Like the writer, the
-  variants compute the next frame's flows in a second thread only when a core is free at the
-  start (``--flow-thread auto``); the default preset is also timed the other way ("1 thread" or
-  "flow thread"), and CPU ms per labeled frame (all threads) are printed beside the wall rate;
+  (one sliding flow window, each frame pair computed once; decoding and file writes excluded;
+  OpenCV with its default thread count, which ``pseudolabel`` leaves alone), all variants timed
+  in this run, interleaved clip by clip, fastest of ``--reps`` rounds (compare ratios: the machine
+  is shared). Like the writer, the variants compute the next frame's flows in a second thread only
+  when a core is free at the start (``--flow-thread auto``). CPU ms per labeled frame (all
+  threads) are printed beside the wall rate;
 * the same speed for a **reference**: a simple per-frame labeller (6 forward DIS-medium flows
-  computed afresh for every frame, no cache, no forward-backward check, one thread), as the
-  issue's reference. It calls the same ``label_frame``, so it gains from any speed-up of the
-  labelling too (the ratio is conservative).
+  computed afresh for every frame, no cache, no forward-backward check, no flow thread, OpenCV's
+  default threads), as the issue's reference. It calls the same ``label_frame``, so it gains from
+  any speed-up of the labelling too (the ratio is conservative);
+* the default preset and the reference again with everything on one thread ("1 thread": no flow
+  thread, OpenCV single-threaded), the ratio on one core.
 
 The default rule: the best mean of All over both cameras among variants at >= ``--min-fps``
 labeled frames per second (and >= 2x the reference's, in the same run).
@@ -54,6 +56,9 @@ from cohesiv.responsibility.labeler import (  # noqa: E402
     usable_offsets,
 )
 from cohesiv.threads import auto_threads  # noqa: E402
+
+#: OpenCV's own thread count (before this bench sets it to 1): what ``cohesiv pseudolabel`` runs with.
+CV_DEFAULT_THREADS = cv2.getNumThreads()
 
 
 class OpenCVFlow:
@@ -130,19 +135,28 @@ DEFAULT_VARIANTS = ",".join(k for k in VARIANTS if k not in ("pcaflow", "rlof", 
 
 
 def label_seconds(
-    clip: Path, make_est, config: PseudoLabelConfig, *, reference: bool = False, prefetch: bool = True
+    clip: Path,
+    make_est,
+    config: PseudoLabelConfig,
+    *,
+    reference: bool = False,
+    prefetch: bool = True,
+    cv_threads: int | None = None,
 ) -> tuple[int, float, float]:
     """``(frames, wall seconds, CPU seconds of all threads)`` to label every frame of ``clip`` (flow + labels; no decoding, no writes).
 
     ``reference``: no flow cache (every frame computes its own forward flows), as a simple labeller,
     in one thread. Otherwise as ``cohesiv pseudolabel`` does it: one flow cache for the clip and,
     with ``prefetch``, the next frame's flows computed in a second thread while this one is labeled.
+    ``cv_threads``: OpenCV's threads for this clip (None: OpenCV's default, as ``cohesiv pseudolabel``
+    runs it); OpenCV is set back to one thread after the clip.
     """
     reader = FrameReader(clip / "frames")
     frames = [reader.frame(i) for i in range(len(reader))]
     tracks = read_hands(clip / "hands.json")
     est = make_est()
     n = len(frames)
+    cv2.setNumThreads(CV_DEFAULT_THREADS if cv_threads is None else cv_threads)
     t0, c0 = time.perf_counter(), time.process_time()
     cache = FlowCache(est, frames.__getitem__, max_frames=n + 2, prefetch=prefetch and not reference)
     for t in range(n):
@@ -155,11 +169,13 @@ def label_seconds(
             cache.prefetch(flow_pairs(t + 1, usable_offsets(config.offsets, t + 1, n), config.fb_check))
         label_frame(cache.get, t, ks, [h.points for h in hands], reader.size, config, image=frames[t])
     cache.close()
-    return n, time.perf_counter() - t0, time.process_time() - c0
+    out = n, time.perf_counter() - t0, time.process_time() - c0
+    cv2.setNumThreads(1)
+    return out
 
 
 def label_speeds(clips: list[Path], jobs: dict, reps: int) -> dict:
-    """Labeled frames/s and CPU ms per frame of each job ``name -> (make_est, config, reference, prefetch)``.
+    """Labeled frames/s and CPU ms per frame of each job ``name -> (make_est, config, reference, prefetch, cv_threads)``.
 
     The jobs take turns clip by clip, ``reps`` rounds; each (job, clip) keeps its fastest round (and
     that round's CPU time), so that a burst of load from other processes does not favour one variant.
@@ -170,8 +186,8 @@ def label_speeds(clips: list[Path], jobs: dict, reps: int) -> dict:
     best: dict = {}
     for _ in range(reps):
         for clip in clips:
-            for name, (make, cfg, ref, pre) in jobs.items():
-                n, sec, cpu = label_seconds(clip, make, cfg, reference=ref, prefetch=pre)
+            for name, (make, cfg, ref, pre, cvt) in jobs.items():
+                n, sec, cpu = label_seconds(clip, make, cfg, reference=ref, prefetch=pre, cv_threads=cvt)
                 key = (name, clip)
                 if sec < best.get(key, (n, np.inf, 0.0))[1]:
                     best[key] = (n, sec, cpu)
@@ -227,7 +243,6 @@ def main() -> int:
     if unknown:
         raise SystemExit(f"unknown variant {unknown[0]!r}; choose from {', '.join(VARIANTS)}")
     thread = a.flow_thread == "on" or (a.flow_thread == "auto" and auto_threads() >= 2)
-    other = "1 thread" if thread else "flow thread"
     omp = os.environ.get("OMP_NUM_THREADS", "")
     print(f"$ OMP_NUM_THREADS={omp} .venv/bin/python bench/flow_labels.py {' '.join(sys.argv[1:])}")
     print(
@@ -249,8 +264,15 @@ def main() -> int:
         full = sorted((work / f"{camera}_{tag}_test{a.test}" / "full").glob("clip_*"))[: a.speed_clips]
         cfgs = []
         jobs = {
-            ("reference", "none"): (lambda: DISFlow("medium"), replace(base_cfg, fb_check=False), True, False)
+            ("reference", "none"): (
+                lambda: DISFlow("medium"),
+                replace(base_cfg, fb_check=False),
+                True,
+                False,
+                None,
+            )
         }
+        jobs[("reference", "1 thread")] = (*jobs[("reference", "none")][:4], 1)
         for name in names:
             make, over, _ = VARIANTS[name]
             source = EstimatedFlow(make(), name)  # shared by the smoothing variants (one flow cache)
@@ -262,9 +284,9 @@ def main() -> int:
                     {} if sm == "none" else {"smoothing": kind, "smoothing_radius": float(sm[len(kind) :])}
                 )
                 cfg = replace(base_cfg, **smooth, **over)
-                jobs[(name, sm)] = (make, cfg, False, thread)
-                if sm == "none" and name == f"dis-{DEFAULT_DIS_PRESET}":  # the default, the other way
-                    jobs[(name, other)] = (make, cfg, False, not thread)
+                jobs[(name, sm)] = (make, cfg, False, thread, None)
+                if sm == "none" and name == f"dis-{DEFAULT_DIS_PRESET}":  # the default on one thread
+                    jobs[(name, "1 thread")] = (make, cfg, False, False, 1)
                 base = ResponsibilityBaseline(source, cfg)
                 cfgs.append(Config(f"{name}|{sm}", "flow", base, "responsibility"))
         t0 = time.perf_counter()
@@ -294,7 +316,7 @@ def main() -> int:
 
     cams = a.cameras.split(",")
     print(
-        f"\nPseudo-label quality (Thresholded Responsibility, mIoU %) vs labeled frames/s at {a.size} (OpenCV single-threaded; {'flows of the next frame in a second thread' if thread else 'one thread'} unless marked '{other}')"
+        f"\nPseudo-label quality (Thresholded Responsibility, mIoU %) vs labeled frames/s at {a.size} (as `cohesiv pseudolabel` runs: OpenCV's default {CV_DEFAULT_THREADS} threads; {'flows of the next frame in a second thread' if thread else 'no flow thread'}; rows marked '1 thread': one thread in all)"
     )
     print(
         f"quality: {a.test} test clips per camera, {a.frames} frames, scored every {a.label_every}; speed: every frame of {a.speed_clips} clips per camera"
@@ -309,7 +331,8 @@ def main() -> int:
     def fmt(v):
         return "  -  " if v is None or not np.isfinite(v) else f"{v:5.1f}"
 
-    ref = np.mean(list(speed[("reference", "none")].values()))
+    ref_key = ("reference", "none")  # run as the variants are (OpenCV's default threads)
+    ref = np.mean(list(speed[ref_key].values()))
     best = None
     for key in [*(k for k in rows if k[0] != "exact"), ("exact", "none")]:
         if key not in rows:
@@ -329,18 +352,23 @@ def main() -> int:
         print(line)
         if key[0] != "exact" and fps >= max(a.min_fps, 2 * ref) and (best is None or np.mean(alls) > best[1]):
             best = (key, float(np.mean(alls)), fps)
-    print(f"{'reference':<35}| per-frame DIS medium, no cache, no fwd-bwd check {'':>40}| {ref:8.1f}")
+    for key, v in speed.items():
+        if key[0] == "reference":
+            what = f"per-frame DIS medium, no cache, no fwd-bwd check, {'one thread' if key[1] == '1 thread' else 'OpenCV default threads'}"
+            print(f"{'reference':<35}| {what:<88}| {np.mean(list(v.values())):8.1f}")
     for key, v in speed.items():
         if key not in rows and key[0] != "reference":
             print(f"{key[0]:<22}{key[1]:<13}| speed only {'':>70}| {np.mean(list(v.values())):8.1f}")
-    ref_cpu = np.mean(list(cpu[("reference", "none")].values()))
+    ref_cpu = np.mean(list(cpu[ref_key].values()))
     print(
-        f"\nspeed of the default preset ({DEFAULT_DIS_PRESET}) vs the reference, in this run (mean over cameras):"
+        f"\nspeed of the default preset ({DEFAULT_DIS_PRESET}) vs the reference, in this run (mean over"
+        " cameras; the '1 thread' rows: both on one thread, no flow thread):"
     )
     for key in [
         ("reference", "none"),
+        ("reference", "1 thread"),
         (f"dis-{DEFAULT_DIS_PRESET}", "none"),
-        (f"dis-{DEFAULT_DIS_PRESET}", other),
+        (f"dis-{DEFAULT_DIS_PRESET}", "1 thread"),
     ]:
         if key in speed:
             fps, ms = np.mean(list(speed[key].values())), np.mean(list(cpu[key].values()))
