@@ -154,9 +154,11 @@ def print_summary(results: dict, title: str) -> None:
             d = r["detection"]
             det = f"{d['found']}/{d['missed']}/{d['false']} of {d['gt_hands']}"
             for method, m in r["methods"].items():
-                label = {"hull": "hull of the points", "model+support": "model + hand support"}.get(
-                    method, method
-                )
+                label = {
+                    "hull": "hull of the points",
+                    "grabcut": "GrabCut of the points",
+                    "model+support": "model + hand support",
+                }.get(method, method)
                 if r["kind"] == "binary":
                     cells = [m["All-hands"]["mIoU"], None, None, None]
                 else:

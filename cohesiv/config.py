@@ -58,6 +58,7 @@ __all__ = [
     "SYNTH_FRAMES",
     "SYNTH_SIZE",
     "SMOOTHINGS",
+    "PERSON_RULES",
     "MODEL_PRESETS",
     "PRESETS",
     "SCHEDULES",
@@ -115,6 +116,8 @@ HOMOGRAPHY_METHODS = ("magsac", "dlt")
 
 #: Edge-aware smoothing of the responsibility (``cohesiv.responsibility.labeler``).
 SMOOTHINGS = ("none", "guided", "superpixel")
+#: Person-mask rules of the pseudo-labels (:func:`cohesiv.responsibility.masks.person_mask`).
+PERSON_RULES = ("hull", "grabcut")
 
 #: Dilation radius of a hand's hull, as a fraction of the hand's size (largest side of the
 #: points' bounding box). 0.2 recovers a whole box from the default box grid (15 % margins).
@@ -259,6 +262,10 @@ class PseudoLabelConfig:
         smoothing_radius: guided-filter radius / superpixel size, fraction of the image diagonal.
         separate_hands: inside the dilated hull of exactly one hand, move every hand's responsibility
             to that hand (:func:`cohesiv.responsibility.labeler.separate_hands`; beyond [C], off by default).
+        person_rule: the person mask from the hand points: ``"hull"``, their dilated hull ([C]), or
+            ``"grabcut"``, each hand cut out of the frame by GrabCut seeded by its points (beyond [C];
+            follows the hand's outline, so the hand targets stop at its edge;
+            :func:`cohesiv.responsibility.masks.grabcut_hand_mask`). A person-mask folder wins over both.
     """
 
     offsets: tuple[int, ...] = (-3, -2, -1, 1, 2, 3)
@@ -274,6 +281,7 @@ class PseudoLabelConfig:
     smoothing: str = "none"
     smoothing_radius: float = 0.02
     separate_hands: bool = False
+    person_rule: str = "hull"
 
     def __post_init__(self) -> None:
         """Validate the values (ValueError names the field)."""
@@ -298,6 +306,7 @@ class PseudoLabelConfig:
         if flow.raft_iters is not None:
             raise ValueError("raft_iters is not a pseudo-label option (RAFT runs its default iterations)")
         _choice("smoothing", self.smoothing, SMOOTHINGS)
+        _choice("person_rule", self.person_rule, PERSON_RULES)
         if not 0 < self.smoothing_radius < 1:
             raise ValueError(f"smoothing_radius must be in (0, 1), got {self.smoothing_radius}")
 

@@ -10,6 +10,7 @@ from cohesiv.config import (
     BACKGROUNDS,
     FLOW_SOURCES,
     HOMOGRAPHY_METHODS,
+    PERSON_RULES,
     RAFT_MODELS,
     SMOOTHINGS,
     PseudoLabelConfig,
@@ -142,6 +143,16 @@ def add_label_arguments(parser, offsets: str | None = "config", fb_flag: bool = 
         help="person mask: add a forearm band from the wrist away from the fingers (21 MediaPipe keypoints)",
     )
     parser.add_argument(
+        "--person-rule",
+        choices=PERSON_RULES,
+        help=dflt(
+            "person mask from the hand points: their dilated hull (the paper's), or each hand cut out of the "
+            "frame by GrabCut seeded by its points (follows the hand's outline; for real video; a "
+            "--person-masks folder wins over both)",
+            "person_rule",
+        ),
+    )
+    parser.add_argument(
         "--separate-hands",
         action="store_true",
         help="inside one hand's dilated hull (and no other's), give every hand responsibility to that hand: "
@@ -174,6 +185,7 @@ _LABEL_FIELDS = {
     "hull_dilation": "hull_dilation",
     "smoothing": "smoothing",
     "smoothing_radius": "smoothing_radius",
+    "person_rule": "person_rule",
 }
 #: ``FlowConfig`` field (of ``PseudoLabelConfig.flow_config``) -> the destination that sets it.
 _FLOW_FIELDS = {

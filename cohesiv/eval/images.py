@@ -12,7 +12,10 @@ detector (MediaPipe, one image at a time) or from a hands file (:func:`hands_for
 method is queried with the same hands, and the report always gives, beside the model, the
 **hull floor**: each hand's mask taken as the dilated convex hull of its points
 (:func:`cohesiv.responsibility.masks.hull_mask`, the rule of the pseudo-labels' person mask) and no
-object. A model that does not beat the hull has learned nothing beyond its input. With a run, the
+object. A model that does not beat the hull has learned nothing beyond its input. A second
+points-only baseline, **grabcut**, cuts each hand out of the image by GrabCut seeded by its points
+(:func:`cohesiv.responsibility.masks.grabcut_hand_mask`, the pseudo-labels' ``--person-rule
+grabcut``): what colour alone adds to the points, with no learning. With a run, the
 model is scored as the network reads it out (``"model"``) and, by default, with each hand mask kept
 inside the hand's support (``"model+support"``, :mod:`cohesiv.model.support`: the same dilated hull,
 cut at the wrist for 21 keypoints), since real-image hand labels stop at the wrist while the motion
@@ -167,6 +170,22 @@ def hull_prediction(hands: Sequence[Hand], size: tuple[int, int]) -> HOSPredicti
     return HOSPrediction(hm, np.zeros_like(hm))
 
 
+def grabcut_prediction(image: np.ndarray, hands: Sequence[Hand]) -> HOSPrediction:
+    """Points-only baseline: each hand cut out of the image by GrabCut seeded by its points; no object.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 RGB.
+        hands: the queried hands (a hand without points gets an empty mask).
+    """
+    from cohesiv.responsibility.masks import grabcut_hand_mask
+
+    h, w = image.shape[:2]
+    hm = np.zeros((len(hands), h, w), np.uint8)
+    for k, hd in enumerate(hands):
+        hm[k] = grabcut_hand_mask(image, hd.points)
+    return HOSPrediction(hm, np.zeros_like(hm))
+
+
 def hand_regions(truth: np.ndarray, kind: str) -> list[np.ndarray]:
     """Ground-truth hand regions: connected components of each hand label (or of the binary mask).
 
@@ -313,7 +332,7 @@ def evaluate_image_set(
     progress: bool = True,
     on_image: Callable[[ImageResult], None] | None = None,
 ) -> dict:
-    """Score each method on an image set; the hull floor (``"hull"``) is always added.
+    """Score each method on an image set; the hull floor (``"hull"``) and ``"grabcut"`` are always added.
 
     Args:
         path: the image set folder (see the module docstring).
@@ -328,7 +347,7 @@ def evaluate_image_set(
         ``{"All-hands": {"mIoU", "IoU", ...}}``, in percent.
     """
     image_set = open_image_set(path)
-    methods = {**methods, "hull": hull_prediction}
+    methods = {**methods, "hull": hull_prediction, "grabcut": grabcut_prediction}
     meters: dict[str, Any] = {}
     counts: dict[str, int] = {}
     per_image = []

@@ -198,7 +198,8 @@ def label_frame(
             point is never fitted; its channel is all zero).
         size: ``(W, H)`` of the frames.
         config: the label settings (offsets are taken from ``offsets``, flow source ignored).
-        image: ``(H, W, 3)`` uint8 RGB frame t, needed by ``config.smoothing="guided"``.
+        image: ``(H, W, 3)`` uint8 RGB frame t, needed by ``config.smoothing`` and by
+            ``config.person_rule="grabcut"``.
         person_given: optional ``(H, W)`` person mask (non-zero = person) instead of the hulls.
         valid_fn: ``valid_fn(flow_fw, flow_bw) -> (H, W) bool`` (default
             :func:`cohesiv.flow.forward_backward_valid`); used when ``config.fb_check``.
@@ -252,5 +253,7 @@ def label_frame(
             given=person_given,
             dilation=config.hull_dilation,
             forearm=config.forearm,
+            rule=config.person_rule,
+            image=image,
         )
     return FrameLabels(responsibility=r, person=person, valid=valid, kept=kept, info=info, flows=flows)

@@ -20,6 +20,19 @@ WRIST, INDEX_MCP, MIDDLE_MCP, RING_MCP, PINKY_MCP = 0, 5, 9, 13, 17
 FINGERTIPS = (4, 8, 12, 16, 20)
 #: Forearm band length in hand lengths (a forearm is ~1.4 hand lengths; a little of the upper arm too).
 FOREARM_REACH = 2.0
+#: The bones of MediaPipe's 21-keypoint hand (its HAND_CONNECTIONS), drawn as GrabCut's sure foreground.
+HAND_BONES = (
+    (0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (5, 9), (9, 10), (10, 11),
+    (11, 12), (9, 13), (13, 14), (14, 15), (15, 16), (13, 17), (0, 17), (17, 18), (18, 19), (19, 20),
+)  # fmt: skip
+#: GrabCut's reach around a hand: pixels beyond its hull dilated by this fraction of the hand's size
+#: are sure background (measured on the real image sets: 0.3 scored above 0.6).
+GRABCUT_REACH = 0.3
+#: GrabCut iterations.
+GRABCUT_ITERATIONS = 5
+#: A GrabCut mask smaller than this fraction of the hand's (undilated) hull is a failure (the hand's
+#: colours are the background's): the dilated hull is used instead.
+GRABCUT_MIN_FRACTION = 0.25
 
 
 def forearm_direction(points: np.ndarray) -> np.ndarray | None:
@@ -148,34 +161,133 @@ def hull_mask(
     return out
 
 
+def grabcut_hand_mask(
+    image: np.ndarray,
+    points: np.ndarray,
+    reach: float = GRABCUT_REACH,
+    iterations: int = GRABCUT_ITERATIONS,
+    fallback_dilation: float = HULL_DILATION,
+) -> np.ndarray:
+    """One hand's mask by GrabCut on the frame, seeded by the hand's points (beyond [C]).
+
+    Seeds: sure hand on the points (for 21 MediaPipe keypoints, on the bones between them:
+    :data:`HAND_BONES`), probably hand inside the points' convex hull, probably background in
+    the hull dilated by ``reach`` of the hand's size, sure background beyond. GrabCut's colour
+    models then move the edge to where the colours change, so the mask follows the hand's outline
+    instead of the hull's (on the real image sets it scores far above the hull: README). It runs
+    on the box around the reach only. When GrabCut fails or keeps less than
+    :data:`GRABCUT_MIN_FRACTION` of the hull (hand and background alike in colour), the hull
+    dilated by ``fallback_dilation`` is returned, as :func:`hull_mask` gives it.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 RGB frame.
+        points: ``(N, 2)`` ``(x, y)`` points of one hand (non-finite rows ignored).
+        reach: the probably-background ring, fraction of the hand's size.
+        iterations: GrabCut iterations.
+        fallback_dilation: the hull's dilation when GrabCut fails.
+
+    Returns:
+        ``(H, W)`` uint8 {0, 1}; empty for a hand without points.
+
+    Raises:
+        ValueError: ``image`` is not ``(H, W, 3)`` uint8.
+    """
+    check_shape(image, "H,W,3", "image")
+    if np.asarray(image).dtype != np.uint8:
+        raise ValueError(f"image must be uint8, got {np.asarray(image).dtype}")
+    h, w = image.shape[:2]
+    pts = np.asarray(points, np.float64).reshape(-1, 2)
+    keypoints = len(pts) == 21 and np.isfinite(pts).all()
+    pts = pts[np.isfinite(pts).all(1)]
+    out = np.zeros((h, w), np.uint8)
+    if not len(pts):
+        return out
+    outer = hull_mask([pts], (w, h), dilation=reach)
+    ys, xs = np.nonzero(outer)
+    if not len(xs):
+        return out
+    pad = 2  # a ring of sure background around the reach, inside the image
+    x0, y0 = max(int(xs.min()) - pad, 0), max(int(ys.min()) - pad, 0)
+    x1, y1 = min(int(xs.max()) + pad + 1, w), min(int(ys.max()) + pad + 1, h)
+    size = (x1 - x0, y1 - y0)
+    local = pts - (x0, y0)
+    seeds = np.full((size[1], size[0]), cv2.GC_BGD, np.uint8)
+    seeds[outer[y0:y1, x0:x1] > 0] = cv2.GC_PR_BGD
+    hull = hull_mask([local], size, dilation=0.0, min_radius=0)
+    seeds[hull > 0] = cv2.GC_PR_FGD
+    extent = float((pts.max(0) - pts.min(0)).max())
+    sure = np.zeros_like(seeds)
+    p = np.round(local).astype(np.int32)
+    if keypoints:
+        thick = max(1, int(round(0.03 * extent)))
+        for a, b in HAND_BONES:
+            cv2.line(sure, tuple(int(v) for v in p[a]), tuple(int(v) for v in p[b]), 1, thick)
+    else:
+        for q in p:
+            cv2.circle(sure, (int(q[0]), int(q[1])), max(1, int(round(0.02 * extent))), 1, -1)
+    seeds[sure > 0] = cv2.GC_FGD
+    bgr = np.ascontiguousarray(np.asarray(image)[y0:y1, x0:x1, ::-1])
+    ok = (seeds == cv2.GC_BGD).any() or (seeds == cv2.GC_PR_BGD).any()
+    if ok:
+        try:
+            bg, fg = np.zeros((1, 65)), np.zeros((1, 65))
+            cv2.grabCut(bgr, seeds, None, bg, fg, iterations, cv2.GC_INIT_WITH_MASK)
+        except cv2.error:  # e.g. too few pixels of one kind for its colour model
+            ok = False
+    cut = ((seeds == cv2.GC_FGD) | (seeds == cv2.GC_PR_FGD)).astype(np.uint8)
+    if not ok or cut.sum() < GRABCUT_MIN_FRACTION * max(int(hull.sum()), 1):
+        return hull_mask([pts], (w, h), dilation=fallback_dilation)
+    out[y0:y1, x0:x1] = cut
+    return out
+
+
 def person_mask(
     hand_points: Sequence[np.ndarray],
     size: tuple[int, int],
     given: np.ndarray | None = None,
     dilation: float = HULL_DILATION,
     forearm: bool = False,
+    rule: str = "hull",
+    image: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Person (hand/arm) mask: a given mask if there is one, else the dilated hulls of the hands.
+    """Person (hand/arm) mask: a given mask if there is one, else from the hands' points.
 
     Args:
         hand_points: arrays ``(N_k, 2)`` of ``(x, y)`` pixels, one per hand.
         size: ``(W, H)`` of the image.
         given: optional ``(H, W)`` mask (any non-zero value is person), e.g. read from a
             person-mask folder.
-        dilation: see :func:`hull_mask`.
-        forearm: see :func:`hull_mask`.
+        dilation: see :func:`hull_mask` (with ``rule="grabcut"``: its fallback).
+        forearm: see :func:`hull_mask` (the band is added to either rule's hands).
+        rule: ``"hull"``: the dilated hulls of the hands ([C]); ``"grabcut"``: each hand cut out of
+            ``image`` by :func:`grabcut_hand_mask`, seeded by its points.
+        image: ``(H, W, 3)`` uint8 RGB frame, needed by ``rule="grabcut"``.
 
     Returns:
         ``(H, W)`` uint8 {0, 1}.
 
     Raises:
-        ValueError: ``given`` does not have shape ``(H, W)``.
+        ValueError: ``given`` does not have shape ``(H, W)``, an unknown ``rule``, or
+            ``rule="grabcut"`` without an ``(H, W, 3)`` image.
     """
     w, h = size
     if given is not None:
         check_shape(given, f"{h},{w}", "person mask")
         return (np.asarray(given) != 0).astype(np.uint8)
-    return hull_mask(hand_points, size, dilation=dilation, forearm=forearm)
+    if rule == "hull":
+        return hull_mask(hand_points, size, dilation=dilation, forearm=forearm)
+    if rule != "grabcut":
+        raise ValueError(f"person-mask rule must be 'hull' or 'grabcut', got {rule!r}")
+    if image is None:
+        raise ValueError("the grabcut person mask needs the frame (image=)")
+    check_shape(image, f"{h},{w},3", "image")
+    out = np.zeros((h, w), np.uint8)
+    for pts in hand_points:
+        out |= grabcut_hand_mask(image, pts, fallback_dilation=dilation)
+        band = forearm_polygon(pts, size) if forearm else None
+        if band is not None:
+            cv2.fillConvexPoly(out, band, 1)
+    return out
 
 
 def object_mask(responsibility: np.ndarray, person: np.ndarray, threshold: float = 0.5) -> np.ndarray:

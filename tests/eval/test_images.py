@@ -143,7 +143,7 @@ def test_eval_command_on_images(binary_set, tmp_path, capsys):
         == 0
     )
     m = json.loads(out.read_text())
-    assert set(m["methods"]) == {"hull"} and m["config"]["hands"] == str(hands)
+    assert set(m["methods"]) == {"hull", "grabcut"} and m["config"]["hands"] == str(hands)
     assert m["detection"]["missed"] == 1 and m["detection"]["found"] == 1
     assert sorted(p.name for p in viz.iterdir()) == ["a.png", "b.png"]
     assert "All-hands" in capsys.readouterr().out
@@ -184,3 +184,26 @@ def test_find_image_sets(tmp_path, monkeypatch):
     assert find_image_sets(tmp_path) == [tmp_path / KNOWN_IMAGE_SETS[0]]
     monkeypatch.setenv("COHESIV_DATA", str(tmp_path))
     assert find_image_sets() == [tmp_path / KNOWN_IMAGE_SETS[0]]
+
+
+def test_grabcut_baseline_follows_a_hand_the_hull_overshoots(tmp_path):
+    """A skin-coloured cross ("spread fingers") on a blue background, queried with points along its
+    arms: the hull of the points fills the gaps between the arms, GrabCut seeded by them does not."""
+    n = 96
+    mask = np.zeros((n, n), np.uint8)
+    mask[44:53, 18:79] = 1
+    mask[18:79, 44:53] = 1
+    rng = np.random.default_rng(1)
+    img = np.clip(rng.normal((60, 80, 140), 6, (n, n, 3)), 0, 255).astype(np.uint8)
+    img[mask > 0] = np.clip(rng.normal((210, 160, 130), 6, (int(mask.sum()), 3)), 0, 255).astype(np.uint8)
+    root = tmp_path / "cross"
+    write_image(root / "images" / "a.png", img)
+    write_image(root / "masks" / "a.png", np.repeat(mask[..., None] * 255, 3, -1))
+    arm = np.array([22.0, 34.0, 62.0, 74.0])
+    pts = np.concatenate(
+        [[[48, 48]], np.stack([arm, np.full(4, 48.0)], 1), np.stack([np.full(4, 48.0), arm], 1)]
+    )
+    hand = Hand(id="right", side="right", points=pts.astype(np.float32))
+    res = evaluate_image_set(root, {}, lambda i, im: [hand], progress=False)
+    grabcut, hull = (res["methods"][k]["All-hands"]["mIoU"] for k in ("grabcut", "hull"))
+    assert grabcut > 80 and grabcut > hull + 30, (grabcut, hull)
