@@ -559,6 +559,7 @@ class CalibrationOptions:
         flip: also calibrate with the test-time flip.
         held: also fit the held-object model and its threshold.
         relative_scores: fit (and predict) on scores relative to the score at the query point.
+        query_person: take each image's person prototype at its query points (fit and predict).
     """
 
     samples: int = 500
@@ -570,6 +571,7 @@ class CalibrationOptions:
     flip: bool = False
     held: bool = True
     relative_scores: bool = True
+    query_person: bool = False
 
     def __post_init__(self) -> None:
         """Validate the values (CohesivError names the option)."""

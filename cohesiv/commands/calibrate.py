@@ -98,6 +98,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "its value at its own query point first, so that a map that sags on unfamiliar images keeps its hand",
     )
     p.add_argument(
+        "--query-person",
+        action="store_true",
+        help="take each image's person prototype from the image itself (the mean embedding at its query "
+        "points) instead of the mean over the training pseudo-labels; thresholds are fitted with it and "
+        "prediction uses it (for images unlike the training clips: other skin, light, sleeves)",
+    )
+    p.add_argument(
         "--no-held",
         action="store_true",
         help="do not fit the held-object model (hands never said to hold nothing)",
@@ -138,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
         flip=args.flip,
         held=not args.no_held,
         relative_scores=not args.no_relative_scores,
+        query_person=args.query_person,
         progress=not args.no_progress,
     )
     t = doc["thresholds"]

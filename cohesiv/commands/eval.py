@@ -58,12 +58,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--viz", metavar="DIR", help="write one picture per image: ground truth, model, hull")
     g.add_argument(
         "--support",
-        choices=("points", "none"),
-        default="points",
+        choices=("points", "grabcut", "none"),
+        default="grabcut",
         help="also score 'model+support': each hand mask kept inside its hand's dilated hull and, for 21 "
         "keypoints, on the fingers' side of the wrist (real hand labels stop at the wrist; the "
-        "motion the network learned from does not); 'none': the network's read-out alone "
-        "(default: points)",
+        "motion the network learned from does not); 'grabcut' also scores 'model+grabcut': that mask "
+        "refined by GrabCut on the image (compare with the points-only 'grabcut' row); 'none': the "
+        "network's read-out alone (default: grabcut)",
     )
     g.add_argument(
         "--window",

@@ -78,12 +78,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--support",
-        choices=("none", "points"),
+        choices=("none", "points", "grabcut"),
         default="none",
         help="still images: 'points' keeps each hand mask inside its hand's support (the hull of its points "
         "dilated by 0.2 of the hand's size, and the fingers' side of the wrist for 21 keypoints), for real "
-        "photos whose hand labels stop at the wrist; needs hand points (--hands or --detect-hands) "
-        "(default: none)",
+        "photos whose hand labels stop at the wrist; 'grabcut' then refines that mask by GrabCut on the "
+        "image (the edge moves to where the colours change; the best hand masks on the real image sets); "
+        "needs hand points (--hands or --detect-hands) (default: none)",
     )
     parser.add_argument("--checkpoint", default="last", help="weights file stem in RUN/checkpoints/")
     parser.add_argument("--device", default=None, help="torch device (default cpu)")
@@ -222,19 +223,20 @@ def _detector(video: bool):
         ) from None
 
 
-def _with_support(pred, hands):
-    """``pred`` with its hand masks kept inside the hands' supports (:mod:`cohesiv.model.support`)."""
+def _with_support(pred, hands, support: str, image):
+    """``pred`` under a support of :mod:`cohesiv.model.support` ("points" or "grabcut")."""
     from dataclasses import replace
 
     import numpy as np
 
     from cohesiv.io.labels import compose_label
     from cohesiv.io.predictions import HOSPrediction
-    from cohesiv.model.support import restrict_to_support
+    from cohesiv.model.support import apply_support
 
-    kept = restrict_to_support(HOSPrediction(pred.hand_masks, pred.object_masks), hands)
+    kept = apply_support(HOSPrediction(pred.hand_masks, pred.object_masks), hands, support, image)
     hm = np.asarray(kept.hand_masks, np.uint8)
-    return replace(pred, hand_masks=hm, label=compose_label(hm, pred.object_masks, pred.sides))
+    om = np.asarray(kept.object_masks, np.uint8)
+    return replace(pred, hand_masks=hm, object_masks=om, label=compose_label(hm, om, pred.sides))
 
 
 def _queries_of(hands) -> tuple[list[tuple[float, float]], list[str | None], list[str]]:
@@ -274,7 +276,7 @@ def run(args: argparse.Namespace) -> int:
     if args.support != "none" and (args.hand or is_clip):
         raise InputError(
             None,
-            "--support points needs hand points (--hands or --detect-hands, not --hand) and still images "
+            f"--support {args.support} needs hand points (--hands or --detect-hands, not --hand) and still images "
             "(clips: not yet)",
         )
     if is_clip:
@@ -304,8 +306,8 @@ def run(args: argparse.Namespace) -> int:
             if not (-0.5 <= x <= w - 0.5 and -0.5 <= y <= h - 0.5):
                 raise InputError(None, f"{stem}: query point ({x:g}, {y:g}) is outside the {w}x{h} image")
         pred = predictor.predict(image, queries, sides)
-        if args.support == "points":
-            pred = _with_support(pred, hands)
+        if args.support != "none":
+            pred = _with_support(pred, hands, args.support, image)
         write_label(out_dir / f"{stem}_label.png", pred.label)
         with atomic_path(out_dir / f"{stem}_scores.npz") as tmp:
             with open(tmp, "wb") as f:

@@ -613,6 +613,7 @@ def calibrate_run(
     held: bool = _OPTIONS.held,
     tolerance: float = _OPTIONS.tolerance,
     relative_scores: bool = _OPTIONS.relative_scores,
+    query_person: bool = _OPTIONS.query_person,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Compute the prototypes and thresholds of a run and write ``RUN/calibration.json``.
@@ -642,6 +643,8 @@ def calibrate_run(
         held: also fit the held-object model and its threshold (:func:`search_held`; "holds nothing").
         relative_scores: fit (and predict) on scores relative to the score at the query point
             (:class:`cohesiv.model.Predictor` ``relative_scores``); recorded in the calibration.
+        query_person: fit (and predict) with each image's person prototype taken at its query points
+            (:class:`cohesiv.model.Predictor` ``query_person``); recorded in the calibration.
         progress: progress bars on stderr.
 
     Returns:
@@ -661,6 +664,7 @@ def calibrate_run(
         flip=flip,
         held=held,
         relative_scores=relative_scores,
+        query_person=query_person,
     )  # checks the values
     from cohesiv.model import Predictor
     from cohesiv.model.io import load_run_model, write_calibration
@@ -688,11 +692,18 @@ def calibrate_run(
                     "size": sz,
                     "val_clips": [],
                     "relative_scores": relative_scores,
+                    "query_person": query_person,
                 }
                 write_calibration(run, protos, None, **doc)
                 return dict(doc, prototypes={k: v.tolist() for k, v in protos.items()}, thresholds=None)
             predictor = Predictor(
-                model, prototypes=protos, size=sz, device=device, flip=fl, relative_scores=relative_scores
+                model,
+                prototypes=protos,
+                size=sz,
+                device=device,
+                flip=fl,
+                relative_scores=relative_scores,
+                query_person=query_person,
             )
             frames = collect_val_frames(predictor, val_clips, progress=progress)
             thresholds, best = search_thresholds(frames, objective, tolerance=tolerance)
@@ -726,6 +737,7 @@ def calibrate_run(
         "flip": use_flip,
         "flip_sizes": {str(f[1]): f[0] for f in fits if f[2]},
         "relative_scores": relative_scores,
+        "query_person": query_person,
         "grid": dict(zip(THRESHOLD_NAMES, (list(GRID_H), list(GRID_O), list(GRID_R)))),
         "growth": growth,
         "opening": opened,

@@ -19,7 +19,9 @@ grabcut``): what colour alone adds to the points, with no learning. With a run, 
 model is scored as the network reads it out (``"model"``) and, by default, with each hand mask kept
 inside the hand's support (``"model+support"``, :mod:`cohesiv.model.support`: the same dilated hull,
 cut at the wrist for 21 keypoints), since real-image hand labels stop at the wrist while the motion
-the network learned from does not.
+the network learned from does not, and, with ``support="grabcut"`` (the default), with that mask
+refined by GrabCut on the image (``"model+grabcut"``, :func:`cohesiv.model.support.refine_with_grabcut`):
+compare it with the points-only ``"grabcut"`` row to see what the network adds to the colours.
 
 A queried hand is scored against the ground-truth hand under (or nearest to) its query point: the
 detector's side is not trusted for scoring. Detections are also counted against the ground-truth
@@ -430,7 +432,7 @@ def run_image_eval(
     device: str | None = None,
     viz: str | Path | None = None,
     window: float | None = None,
-    support: str = "points",
+    support: str = "grabcut",
     progress: bool = True,
 ) -> dict:
     """Score a trained run (if given) and the hull floor on an image set.
@@ -447,7 +449,9 @@ def run_image_eval(
             :data:`cohesiv.model.windows.DEFAULT_WINDOW_FACTOR`.
         support: ``"points"`` also scores ``"model+support"``: the model's hand masks kept inside
             each hand's support (:func:`cohesiv.model.support.restrict_to_support`: the dilated hull,
-            and the fingers' side of the wrist); ``"none"`` scores the network's read-out alone.
+            and the fingers' side of the wrist); ``"grabcut"`` scores that and ``"model+grabcut"``,
+            the supported masks refined by GrabCut (:func:`cohesiv.model.support.refine_with_grabcut`);
+            ``"none"`` scores the network's read-out alone.
         progress: tqdm bar on stderr.
 
     Returns:
@@ -463,6 +467,7 @@ def run_image_eval(
     if run is not None:
         from cohesiv.eval.runner import model_predict_fn
         from cohesiv.model import Predictor
+        from cohesiv.model.support import SUPPORTS
         from cohesiv.model.windows import DEFAULT_WINDOW_FACTOR, predict_in_hand_windows
 
         window = DEFAULT_WINDOW_FACTOR if window is None else float(window)
@@ -472,10 +477,13 @@ def run_image_eval(
         else:
             model_fn = model_predict_fn(predictor)
             methods["model"] = lambda image, hands: model_fn(image, hands, None)
-        if support == "points":
-            methods["model"], methods["model+support"] = _model_and_support(methods["model"])
-        elif support != "none":
-            raise ValueError(f"support must be 'points' or 'none', got {support!r}")
+        if support not in SUPPORTS:
+            raise ValueError(f"support must be one of {', '.join(SUPPORTS)}, got {support!r}")
+        if support != "none":
+            plain, supported, refined = _model_and_support(methods["model"])
+            methods.update(model=plain, **{"model+support": supported})
+            if support == "grabcut":
+                methods["model+grabcut"] = refined
     with ExitStack() as stack:
         if hands_file is not None:
             per_image = hands_for_images(read_hands(hands_file), image_set, hands_file)
@@ -503,13 +511,15 @@ def run_image_eval(
     return out
 
 
-def _model_and_support(predict: ImagePredictFn) -> tuple[ImagePredictFn, ImagePredictFn]:
-    """``predict`` and the same with its hand masks kept inside the hands' supports.
+def _model_and_support(
+    predict: ImagePredictFn,
+) -> tuple[ImagePredictFn, ImagePredictFn, ImagePredictFn]:
+    """``predict``, the same with its hand masks kept inside the hands' supports, and refined by GrabCut.
 
-    The second reuses the first's prediction of the same image and hands (held, so the identity
-    test cannot match a new object), so the network runs once per image.
+    The second and third reuse the first's prediction of the same image and hands (held, so the
+    identity test cannot match a new object), so the network runs once per image.
     """
-    from cohesiv.model.support import restrict_to_support
+    from cohesiv.model.support import apply_support
 
     last: dict[str, Any] = {}
 
@@ -517,12 +527,15 @@ def _model_and_support(predict: ImagePredictFn) -> tuple[ImagePredictFn, ImagePr
         last.update(image=image, hands=hands, pred=predict(image, hands))
         return last["pred"]
 
-    def supported(image: np.ndarray, hands: list[Hand]) -> PredictionLike:
-        if last.get("image") is not image or last.get("hands") is not hands:
-            plain(image, hands)
-        return restrict_to_support(last["pred"], hands)
+    def under(support: str) -> ImagePredictFn:
+        def fn(image: np.ndarray, hands: list[Hand]) -> PredictionLike:
+            if last.get("image") is not image or last.get("hands") is not hands:
+                plain(image, hands)
+            return apply_support(last["pred"], hands, support, image)
 
-    return plain, supported
+        return fn
+
+    return plain, under("points"), under("grabcut")
 
 
 #: The real image sets with masks that the project's data folder holds (see its SOURCE.txt files).

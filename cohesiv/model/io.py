@@ -284,6 +284,8 @@ class Calibration:
             prediction uses it too.
         relative_scores: the thresholds were fitted on scores relative to the score at the query
             (:class:`cohesiv.model.Predictor` ``relative_scores``); False for older files.
+        query_person: the person prototype is taken per image at the query points
+            (:class:`cohesiv.model.Predictor` ``query_person``); False for older files.
     """
 
     prototypes: dict[str, np.ndarray] | None
@@ -291,6 +293,7 @@ class Calibration:
     size: int | None = None
     flip: bool = False
     relative_scores: bool = False
+    query_person: bool = False
 
 
 def read_calibration(run_dir: str | os.PathLike) -> Calibration | None:
@@ -338,7 +341,10 @@ def read_calibration(run_dir: str | os.PathLike) -> Calibration | None:
     relative = data.get("relative_scores", False)
     if not isinstance(relative, bool):
         raise InputError(path, f"'relative_scores' must be true or false, got {relative!r}")
-    return Calibration(protos, ths, size, flip, relative)
+    query_person = data.get("query_person", False)
+    if not isinstance(query_person, bool):
+        raise InputError(path, f"'query_person' must be true or false, got {query_person!r}")
+    return Calibration(protos, ths, size, flip, relative, query_person)
 
 
 def write_calibration(

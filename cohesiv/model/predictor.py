@@ -183,6 +183,11 @@ class Predictor:
             so S_k there should be near 1; on images unlike the training data the whole map can sag
             below tau_r and the mask vanish. Recorded by ``cohesiv calibrate``, whose thresholds are
             fitted on the same scores.
+        query_person: take the person prototype of each image from the image itself, as the mean unit
+            embedding at its query points (they lie on hands), instead of the calibrated one; the object
+            prototype stays. The person's appearance varies from image to image (skin, light, sleeves,
+            the domain gap from the training clips) more than one mean over the training data can follow.
+            Recorded by ``cohesiv calibrate --query-person``, whose thresholds are fitted with it.
 
     Example:
         >>> pred = Predictor.from_run("runs/cup")  # doctest: +SKIP
@@ -202,9 +207,11 @@ class Predictor:
         flip: bool = False,
         held: HeldObjectModel | None = None,
         relative_scores: bool = False,
+        query_person: bool = False,
     ) -> None:
         self.model = model
         self.relative_scores = bool(relative_scores)
+        self.query_person = bool(query_person)
         #: the held-object model (:mod:`cohesiv.model.held`); used with calibrated thresholds only.
         self.held = held
         self.flip = bool(flip)
@@ -265,6 +272,7 @@ class Predictor:
             flip=cal is not None and cal.flip,
             held=_held_from_run(run_dir) if cal is not None else None,
             relative_scores=cal is not None and cal.relative_scores,
+            query_person=cal is not None and cal.query_person,
         )
 
     @property
@@ -389,12 +397,16 @@ class Predictor:
             elif self.relative_scores and k:
                 at_query = sample_at_points(scores[None], pts)[0].diagonal()  # (K,): S_k at query k
                 scores = (scores / at_query.clamp(min=RELATIVE_SCORE_FLOOR)[:, None, None]).clamp(0, 1)
-            if self.prototypes is not None:
-                protos = self.prototypes.to(zc.dtype)
-                mode = "calibrated" if self.thresholds is not None else "nearest-prototype"
-            elif k:
+            person = None
+            if k:
                 zq = sample_at_points(zc[None], pts)[0]  # (K, F): embeddings at the queries
                 person = F.normalize(F.normalize(zq, dim=1).mean(0), dim=0)
+            if self.prototypes is not None:
+                protos = self.prototypes.to(zc.dtype)
+                if self.query_person and person is not None:
+                    protos = torch.stack([person, protos[1]])
+                mode = "calibrated" if self.thresholds is not None else "nearest-prototype"
+            elif person is not None:
                 protos = torch.stack([person, -person])
                 mode = "query-prototype"
             else:

@@ -167,6 +167,7 @@ def grabcut_hand_mask(
     reach: float = GRABCUT_REACH,
     iterations: int = GRABCUT_ITERATIONS,
     fallback_dilation: float = HULL_DILATION,
+    prior: np.ndarray | None = None,
 ) -> np.ndarray:
     """One hand's mask by GrabCut on the frame, seeded by the hand's points (beyond [C]).
 
@@ -185,6 +186,9 @@ def grabcut_hand_mask(
         reach: the probably-background ring, fraction of the hand's size.
         iterations: GrabCut iterations.
         fallback_dilation: the hull's dilation when GrabCut fails.
+        prior: ``(H, W)`` a mask that says where the hand probably is (e.g. a network's hand mask,
+            :func:`cohesiv.model.support.refine_with_grabcut`); inside the reach it joins the hull as
+            probable hand. None: the hull alone.
 
     Returns:
         ``(H, W)`` uint8 {0, 1}; empty for a hand without points.
@@ -215,6 +219,9 @@ def grabcut_hand_mask(
     seeds[outer[y0:y1, x0:x1] > 0] = cv2.GC_PR_BGD
     hull = hull_mask([local], size, dilation=0.0, min_radius=0)
     seeds[hull > 0] = cv2.GC_PR_FGD
+    if prior is not None:
+        check_shape(prior, f"{h},{w}", "prior")
+        seeds[(np.asarray(prior)[y0:y1, x0:x1] > 0) & (outer[y0:y1, x0:x1] > 0)] = cv2.GC_PR_FGD
     extent = float((pts.max(0) - pts.min(0)).max())
     sure = np.zeros_like(seeds)
     p = np.round(local).astype(np.int32)

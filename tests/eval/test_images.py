@@ -163,12 +163,11 @@ def test_model_and_support_runs_the_network_once_per_image(binary_set):
         hm = np.ones((len(hands), SIZE, SIZE), np.uint8)
         return HOSPrediction(hm, np.zeros_like(hm))
 
-    plain, supported = _model_and_support(everything)
+    plain, supported, refined = _model_and_support(everything)
     hand = _hand(5, 5, 15, 15)
-    res = evaluate_image_set(
-        binary_set, {"model": plain, "model+support": supported}, lambda i, im: [hand], progress=False
-    )
-    assert len(calls) == 2  # two images, one network pass each
+    methods = {"model": plain, "model+support": supported, "model+grabcut": refined}
+    res = evaluate_image_set(binary_set, methods, lambda i, im: [hand], progress=False)
+    assert len(calls) == 2  # two images, one network pass each, for the three rows
     assert res["methods"]["model"]["All-hands"]["mIoU"] == pytest.approx(100 * 100 / SIZE**2)
     # kept inside the hand's dilated hull (a box of 4 points: no wrist), which is the hull floor
     assert res["methods"]["model+support"]["All-hands"]["mIoU"] == pytest.approx(

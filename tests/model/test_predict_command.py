@@ -145,7 +145,7 @@ def test_predict_support_keeps_hand_masks_inside_the_hull(run_dir, images, tmp_p
     from dataclasses import replace
 
     from cohesiv.model import Predictor
-    from cohesiv.responsibility.masks import hull_mask
+    from cohesiv.responsibility.masks import GRABCUT_REACH, hull_mask
 
     plain = Predictor.predict
 
@@ -159,7 +159,7 @@ def test_predict_support_keeps_hand_masks_inside_the_hull(run_dir, images, tmp_p
     tracks = HandTracks((60, 40), {0: [Hand("right", "right", box)], 1: [Hand("right", "right", box)]})
     write_hands(tmp_path / "hands.json", tracks)
     outs = {}
-    for support in ("none", "points"):
+    for support in ("none", "points", "grabcut"):
         out = outs[support] = tmp_path / support
         args = ["predict", "--run", str(run_dir), *images, "--hands", str(tmp_path / "hands.json")]
         assert main(args + ["--out", str(out), "--no-overlay", "--support", support]) == 0
@@ -176,6 +176,12 @@ def test_predict_support_keeps_hand_masks_inside_the_hull(run_dir, images, tmp_p
         lab = read_label(outs["points"] / f"{stem}_label.png")
         assert not np.isin(lab[hull == 0], [1, 2]).any()  # no hand label outside the support
     assert spill > 0  # the plain masks did reach beyond the hull: the test removes something
+    # --support grabcut: the supported masks refined by GrabCut, never past its reach around the points
+    reach = hull_mask([box], (60, 40), dilation=GRABCUT_REACH)
+    for stem in ("img0", "img1"):
+        with np.load(outs["grabcut"] / f"{stem}_scores.npz") as c:
+            assert c["hand_masks"].any() and not (c["hand_masks"] & (1 - reach)[None]).any()
+            assert not (c["hand_masks"] & c["object_masks"]).any()
     # --hand gives no points to support
     rc = main(
         ["predict", "--run", str(run_dir), *images, "--hand", "10,20", "--out", str(tmp_path / "x")]

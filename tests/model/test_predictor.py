@@ -410,3 +410,31 @@ def test_relative_scores_divide_by_the_score_at_the_query(model, tmp_path):
     assert not Predictor.from_run(run).relative_scores
     write_calibration(run, protos, {"tau_h": 0.1, "tau_o": 0.1, "tau_r": 0.5}, relative_scores=True)
     assert Predictor.from_run(run).relative_scores
+
+
+def test_query_person_takes_the_person_prototype_from_the_image(model, tmp_path):
+    # --query-person: the person prototype is the mean unit embedding at the queries (as without
+    # calibration), the calibrated object prototype and thresholds stay; from_run reads the choice.
+    img = _image(64, 96, seed=7)
+    q = [(10.0, 20.0), (50.0, 33.0)]
+    rng = np.random.default_rng(3)
+    protos = {"person": rng.normal(size=8), "object": rng.normal(size=8)}
+    ths = {"tau_h": 0.1, "tau_o": 0.1, "tau_r": 0.05}
+    fixed = Predictor(model, prototypes=protos, thresholds=ths).predict(img, q)
+    own = Predictor(model, prototypes=protos, thresholds=ths, query_person=True).predict(img, q)
+    bare = Predictor(model).predict(img, q)  # query-prototype read-out: the same person prototype
+    assert own.mode == "calibrated"
+    np.testing.assert_allclose(own.person_sim, bare.person_sim, atol=1e-5)
+    np.testing.assert_allclose(own.object_sim, fixed.object_sim, atol=1e-6)
+    assert np.abs(own.person_sim - fixed.person_sim).max() > 0.1
+    np.testing.assert_array_equal(own.hand_masks, (own.scores > 0.05) & (own.person_sim > 0.1))
+    # the choice is recorded in calibration.json and read back; a bad value is a clear error
+    save_run_model(tmp_path, model, CFG, state={"step": 1})
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"model": CFG.to_dict(), "train": {"size": 64}}))
+    write_calibration(tmp_path, protos, ths, query_person=True)
+    assert read_calibration(tmp_path).query_person and Predictor.from_run(tmp_path).query_person
+    write_calibration(tmp_path, protos, ths)
+    assert not Predictor.from_run(tmp_path).query_person  # older files: the calibrated prototype
+    write_calibration(tmp_path, protos, ths, query_person=1)
+    with pytest.raises(InputError, match="'query_person' must be true or false"):
+        read_calibration(tmp_path)

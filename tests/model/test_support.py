@@ -6,7 +6,7 @@ import pytest
 from cohesiv.io import Hand
 from cohesiv.io.predictions import HOSPrediction
 from cohesiv.model.support import restrict_to_support, support_masks, wrist_side
-from cohesiv.responsibility.masks import hull_mask
+from cohesiv.responsibility.masks import GRABCUT_REACH, hull_mask
 
 W, H = 120, 100
 
@@ -68,3 +68,57 @@ def test_restrict_keeps_the_hand_drops_the_face_and_arm_and_leaves_objects():
     assert (out.object_masks == om).all()
     with pytest.raises(ValueError, match="2 hand masks for 1 hands"):
         restrict_to_support(HOSPrediction(hm, om), hands[:1])
+
+
+def _photo(kp, seed=0):
+    """A skin-coloured hand drawn along its bones on a textured blue-grey background, with a skin-coloured
+    forearm below the wrist: ``(image, hand truth, forearm)``."""
+    import cv2
+
+    from cohesiv.responsibility.masks import HAND_BONES
+
+    rng = np.random.default_rng(seed)
+    img = np.clip(np.array([70, 90, 120]) + rng.normal(0, 8, (H, W, 3)), 0, 255).astype(np.uint8)
+    truth = np.zeros((H, W), np.uint8)
+    p = np.round(kp).astype(np.int32)
+    cv2.fillConvexPoly(truth, cv2.convexHull(p[[0, 1, 5, 9, 13, 17]]), 1)
+    for a, b in HAND_BONES:
+        cv2.line(truth, tuple(map(int, p[a])), tuple(map(int, p[b])), 1, 5)
+    arm = np.zeros_like(truth)
+    cv2.rectangle(arm, (int(p[0, 0]) - 7, int(p[0, 1]) + 5), (int(p[0, 0]) + 7, H - 1), 1, -1)
+    arm &= 1 - truth
+    skin = np.clip(np.array([205, 150, 120]) + rng.normal(0, 6, (H, W, 3)), 0, 255).astype(np.uint8)
+    img[(truth | arm) > 0] = skin[(truth | arm) > 0]
+    return img, truth, arm
+
+
+def test_refine_with_grabcut_follows_the_hand_and_keeps_objects_apart():
+    from cohesiv.model.support import apply_support, refine_with_grabcut
+
+    kp = _hand_up()
+    img, truth, arm = _photo(kp)
+    hands = [_hand(kp), _hand(np.zeros((0, 2)), query=(5.0, 5.0))]
+    hm = np.zeros((2, H, W), np.uint8)
+    hm[0, 10:H, 30:90] = 1  # a network mask: the hand, the forearm and the background around them
+    hm[1, 0:8, 0:8] = 1  # a hand without points keeps its mask
+    om = np.zeros_like(hm)
+    om[0, 30:40, 50:70] = 1  # an "object" over the fingers: the refined hand takes those pixels
+    om[0, 0:5, 100:110] = 1  # and elsewhere it stays
+    out = refine_with_grabcut(HOSPrediction(hm, om), img, hands)
+    iou = lambda a, b: (a & b).sum() / (a | b).sum()  # noqa: E731
+    supported = restrict_to_support(HOSPrediction(hm, om), hands).hand_masks[0]
+    assert iou(out.hand_masks[0], truth) > max(0.8, iou(supported, truth) + 0.15)
+    # the forearm: only the part within GrabCut's reach around the points can join the hand
+    reach = hull_mask([kp], (W, H), dilation=GRABCUT_REACH)
+    assert not (out.hand_masks[0] & arm & (1 - reach)).any() and (arm & (1 - reach)).any()
+    assert (out.hand_masks[1] == hm[1]).all()
+    assert not (out.hand_masks[0] & out.object_masks[0]).any()
+    assert out.object_masks[0][0:5, 100:110].all()
+    assert (apply_support(HOSPrediction(hm, om), hands, "grabcut", img).hand_masks == out.hand_masks).all()
+    assert (apply_support(HOSPrediction(hm, om), hands, "points").hand_masks[0] == supported).all()
+    with pytest.raises(ValueError, match="needs the image"):
+        apply_support(HOSPrediction(hm, om), hands, "grabcut")
+    with pytest.raises(ValueError, match="unknown support"):
+        apply_support(HOSPrediction(hm, om), hands, "box")
+    with pytest.raises(ValueError, match="image of shape"):
+        refine_with_grabcut(HOSPrediction(hm, om), img[:50], hands)

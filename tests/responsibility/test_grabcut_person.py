@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cohesiv.responsibility.labeler import PseudoLabelConfig, label_frame
-from cohesiv.responsibility.masks import grabcut_hand_mask, hull_mask, person_mask
+from cohesiv.responsibility.masks import GRABCUT_REACH, grabcut_hand_mask, hull_mask, person_mask
 
 W, H = 160, 120
 
@@ -108,3 +108,22 @@ def test_label_frame_uses_the_configured_rule():
         PseudoLabelConfig(person_rule="box")
     d = cfg.to_dict()
     assert d["person_rule"] == "grabcut" and json.loads(json.dumps(d))["person_rule"] == "grabcut"
+
+
+def test_a_prior_adds_what_the_points_miss_and_stays_within_reach():
+    # a part of the hand in a colour the points never touch (a ring, a glove's cuff): GrabCut of the
+    # points leaves it out; given as a prior (a network's hand mask) it is kept
+    img, truth, pts = _scene()
+    extra = np.zeros((H, W), np.uint8)
+    extra[66:84, 100:110] = 1  # beside the palm, inside the reach
+    rng = np.random.default_rng(1)
+    green = np.array([60, 160, 80]) + rng.normal(0, 6, (int(extra.sum()), 3))
+    img[extra > 0] = np.clip(green, 0, 255).astype(np.uint8)
+    assert grabcut_hand_mask(img, pts)[extra > 0].mean() < 0.1
+    with_prior = grabcut_hand_mask(img, pts, prior=truth | extra)
+    assert with_prior[extra > 0].mean() > 0.9 and _iou(with_prior, truth | extra) > 0.9
+    # a prior that says "everywhere" cannot reach past the probably-background ring
+    everywhere = grabcut_hand_mask(img, pts, prior=np.ones((H, W), np.uint8))
+    assert not (everywhere & (1 - hull_mask([pts], (W, H), dilation=GRABCUT_REACH))).any()
+    with pytest.raises(ValueError, match="prior"):
+        grabcut_hand_mask(img, pts, prior=truth[:10])

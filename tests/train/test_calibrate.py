@@ -212,6 +212,11 @@ def test_calibrate_command_end_to_end(tmp_path):
     assert set(doc["flip_sizes"]) == set(doc["sizes"]) == {"32"}
     assert doc["flip"] == (doc["flip_sizes"]["32"] >= doc["sizes"]["32"] + 0.5)
     assert Predictor.from_run(tmp_path / "run").flip == doc["flip"]
+    # --query-person: recorded, and prediction takes the person prototype from each image
+    assert not doc["query_person"] and not Predictor.from_run(tmp_path / "run").query_person
+    assert main([*argv, "--query-person"]) == 0
+    doc = json.loads((tmp_path / "run" / "calibration.json").read_text())
+    assert doc["query_person"] and Predictor.from_run(tmp_path / "run").query_person
     # choosing a size needs labels; a bad size list is a usage error
     assert main(["calibrate", "--run", str(tmp_path / "run"), "--size", "32,64"]) == 2
     with pytest.raises(SystemExit):
