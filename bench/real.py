@@ -4,7 +4,8 @@ on real images with masks. ``make real-model`` runs it with its defaults.
 Every stage is the real command line, resumed in the work folder (a second run skips finished work):
 
   1. real clips (every video under the data folder, plus the demo's cup clip): ``cohesiv hands``
-     (MediaPipe), then ``cohesiv pseudolabel --forearm --background homography``, one dataset per clip;
+     (MediaPipe), then ``cohesiv pseudolabel --forearm --background homography --person-rule grabcut``,
+     one dataset per clip (the work folder records these options and refuses other ones);
   2. synthetic clips (``cohesiv synth``): a train split (pseudo-labelled like the real clips), a labeled
      val split for calibration and a labeled test split;
   3. with ``--composites N``: ``cohesiv composite`` pastes real hands from the real clips' pseudo-labels
@@ -15,8 +16,9 @@ Every stage is the real command line, resumed in the work folder (a second run s
   5. ``cohesiv calibrate`` on the synthetic val split (the only labels there are at training time);
   6. ``cohesiv eval --images`` on the real image sets with masks (``real-hand-masks-hof``: binary hand
      masks; ``hands23-demo-silver``: EgoHOS labels made from a detector, silver), hands from MediaPipe,
-     with the hull of the same hand points as the floor, the model as read out and the model kept inside
-     each hand's support (``--support points``: that hull, cut at the wrist); ``cohesiv eval`` on the synthetic test split
+     with the hull of the same hand points as the floor and GrabCut of the points beside it, the model as
+     read out, the model kept inside each hand's support (that hull, cut at the wrist) and that mask
+     refined by GrabCut (``--support grabcut``, the default); ``cohesiv eval`` on the synthetic test split
      with the Thresholded Responsibility of the same pseudo-labels beside it.
 
 Prints one table and writes it to ``RUN/summary.json``. Examples:
@@ -53,6 +55,29 @@ def find_clips(data: Path) -> list[Path]:
     """Every video under ``data`` (the folders of flow pairs and images have none), plus the extras."""
     found = sorted(p for p in data.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
     return found + [p for p in EXTRA_CLIPS if p.is_file()]
+
+
+def check_pseudo_args(w: Path, pseudo_args: list[str]) -> None:
+    """Record the pseudo-label options in a new work folder; exit when an old one was made with others.
+
+    Finished datasets are reused by name, so a work folder made with other options would silently
+    train on pseudo-labels unlike the ones asked for.
+    """
+    rec = w / "pseudo-args.json"
+    if rec.exists():
+        made = json.loads(rec.read_text())
+        if made != pseudo_args:
+            sys.exit(
+                f"{w}: its pseudo-labels were made with {' '.join(made) or 'no options'}, not "
+                f"{' '.join(pseudo_args) or 'no options'}; use another --work folder (or delete this one)"
+            )
+    elif any(w.glob("pseudo-*.done")):
+        sys.exit(
+            f"{w}: pseudo-labels made before the work folder recorded its options; use another --work "
+            "folder (or delete this one)"
+        )
+    else:
+        rec.write_text(json.dumps(pseudo_args))
 
 
 def real_datasets(
@@ -158,6 +183,7 @@ def print_summary(results: dict, title: str) -> None:
                     "hull": "hull of the points",
                     "grabcut": "GrabCut of the points",
                     "model+support": "model + hand support",
+                    "model+grabcut": "model + GrabCut",
                 }.get(method, method)
                 if r["kind"] == "binary":
                     cells = [m["All-hands"]["mIoU"], None, None, None]
@@ -191,7 +217,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--train-args", default="", help="extra 'cohesiv train' options")
     ap.add_argument(
-        "--pseudo-args", default="--forearm --background homography", help="'cohesiv pseudolabel' options"
+        "--pseudo-args",
+        default="--forearm --background homography --person-rule grabcut",
+        help="'cohesiv pseudolabel' options (a work folder keeps the ones it was made with)",
     )
     ap.add_argument(
         "--calibrate-args",
@@ -207,6 +235,7 @@ def main() -> None:
     log = w / "commands.log"
     times: dict[str, float] = {}
     pseudo_args = shlex.split(a.pseudo_args)
+    check_pseudo_args(w, pseudo_args)
 
     datasets = []
     if not a.no_real:
