@@ -7,8 +7,10 @@ job ran at 1.7 images/s instead of 14.8 (README). :func:`auto_threads` takes the
 run on (``os.sched_getaffinity``, which honours ``taskset`` and container CPU sets) minus the other
 jobs' load, rounded, at least 1; :func:`set_threads` applies a ``--threads`` value.
 
-The load is the number of other runnable tasks *now* (:func:`other_runnable`, the median of a few
-reads of ``/proc/loadavg``), not the 1-minute load average: that average lags by a minute, so a stage
+The load is the number of other processes' runnable tasks *now* (:func:`other_runnable`, the median
+of a few reads of ``/proc/loadavg`` less this process's own runnable threads, since torch's OpenMP
+workers spin for a while after a parallel region and would otherwise count as a busy core), not the
+1-minute load average: that average lags by a minute, so a stage
 that starts right after another (the demo's training after its pseudo-labelling, ``make real-model``'s
 after its data stages, anything after the test suite) saw its own predecessor's load and took one
 thread on an idle 2-core machine. The 1-minute average is the fallback where ``/proc`` is missing.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 
 from cohesiv.errors import CohesivError
 
@@ -33,16 +36,34 @@ def available_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def other_runnable(samples: int = 7, interval: float = 0.01, read=None) -> float | None:
-    """Runnable tasks other than this one, now: the median over ``samples`` reads of ``/proc/loadavg``.
+def own_runnable() -> int:
+    """This process's runnable threads (state R in ``/proc/self/task``; at least 1: the caller).
+
+    The run queue of ``/proc/loadavg`` counts threads, so a process whose OpenMP workers still spin
+    after its last parallel region (torch's do, for a while) would count itself as other load.
+    """
+    n = 0
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        n += stat[stat.rindex(")") + 2 :].startswith("R")  # "pid (name) S ...": the name may hold spaces
+    return max(1, n)
+
+
+def other_runnable(samples: int = 7, interval: float = 0.01, read=None, own=None) -> float | None:
+    """Runnable tasks of other processes, now: the median over ``samples`` reads of ``/proc/loadavg``.
 
     Args:
         samples: reads of the run queue.
         interval: seconds between reads.
         read: returns the text of ``/proc/loadavg`` (tests); default reads the file.
+        own: returns this process's runnable threads (tests); default :func:`own_runnable` when
+            ``read`` is the file, else 1 (the caller).
 
     Returns:
-        The median of (running tasks - 1), or None where ``/proc/loadavg`` cannot be read.
+        The median of (running tasks - our own), or None where ``/proc/loadavg`` cannot be read.
     """
     import statistics
     import time
@@ -51,13 +72,15 @@ def other_runnable(samples: int = 7, interval: float = 0.01, read=None) -> float
         with open("/proc/loadavg") as f:
             return f.read()
 
+    if own is None:
+        own = own_runnable if read is None else (lambda: 1)
     read = read or from_proc
     counts = []
     try:
         for i in range(samples):
             if i:
                 time.sleep(interval)
-            counts.append(max(0, int(read().split()[3].split("/")[0]) - 1))  # "R/T": R includes us
+            counts.append(max(0, int(read().split()[3].split("/")[0]) - own()))  # "R/T": R includes us
     except (OSError, IndexError, ValueError):
         return None
     return float(statistics.median(counts))

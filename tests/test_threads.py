@@ -53,3 +53,33 @@ def test_auto_threads_uses_the_run_queue_now(monkeypatch):
     assert th.auto_threads(2) == 2
     monkeypatch.setattr(th, "other_runnable", lambda: None)  # no /proc: the average
     assert th.auto_threads(2) == 1
+
+
+def test_our_own_busy_threads_are_not_other_load():
+    # /proc/loadavg counts threads: this process's own busy workers (torch's OpenMP pool spins after
+    # a parallel region) must not read as another job's load
+    import hashlib
+    import threading
+
+    from cohesiv.threads import other_runnable, own_runnable
+
+    assert other_runnable(1, 0.0, read=lambda: "0 0 0 3/90 1", own=lambda: 3) == 0.0
+    assert other_runnable(1, 0.0, read=lambda: "0 0 0 5/90 1", own=lambda: 3) == 2.0
+    assert own_runnable() >= 1  # the caller itself
+    stop = threading.Event()
+    data = bytes(50_000_000)
+
+    def busy() -> None:  # hashlib releases the GIL on large buffers: a truly running thread
+        while not stop.is_set():
+            hashlib.sha256(data).digest()
+
+    workers = [threading.Thread(target=busy) for _ in range(2)]
+    for w in workers:
+        w.start()
+    try:
+        seen = max(own_runnable() for _ in range(20))
+        assert seen >= 2  # the workers are counted as ours
+    finally:
+        stop.set()
+        for w in workers:
+            w.join()
