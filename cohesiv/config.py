@@ -35,11 +35,13 @@ __all__ = [
     "CAMERA_MODES",
     "COMPOSITE_SAMPLES",
     "DEFAULT_WINDOW_FACTOR",
+    "EVAL_IMAGE_SUPPORT",
     "HANDS_EVERY",
     "MAX_HANDS",
     "MIN_HAND_CONFIDENCE",
     "MIN_TRACK_FRAMES",
     "PREDICT_CHUNK",
+    "SUPPORTS",
     "CALIBRATION_OBJECTIVES",
     "CALIBRATION_TOLERANCE",
     "DEFAULT_DIS_PRESET",
@@ -605,6 +607,13 @@ PREDICT_CHUNK = 25
 #: Window side, as a multiple of the hand's size (its points' bounding box), of a prediction in a
 #: window around each hand (:func:`cohesiv.model.windows.predict_in_hand_windows`).
 DEFAULT_WINDOW_FACTOR = 4.0
+
+#: Hand supports of a prediction on a still image (:func:`cohesiv.model.support.apply_support`): the
+#: points' dilated hull cut at the wrist ("points"), that mask refined by GrabCut ("grabcut"), or none.
+SUPPORTS = ("points", "grabcut", "none")
+#: The support ``cohesiv eval --images`` scores beside the network's read-out by default ("grabcut":
+#: the "model+support" and "model+grabcut" rows).
+EVAL_IMAGE_SUPPORT = "grabcut"
 
 # ------------------------------------------------------------------------------------- composites
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cohesiv.config import DEFAULT_WINDOW_FACTOR
+from cohesiv.config import DEFAULT_WINDOW_FACTOR, EVAL_IMAGE_SUPPORT, SUPPORTS
 
 HELP = "score a trained run or a baseline (Hand / Obj / Pair / All IoU) on labeled clips"
 DESCRIPTION = """\
@@ -58,13 +58,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--viz", metavar="DIR", help="write one picture per image: ground truth, model, hull")
     g.add_argument(
         "--support",
-        choices=("points", "grabcut", "none"),
-        default="grabcut",
+        choices=SUPPORTS,
+        default=EVAL_IMAGE_SUPPORT,
         help="also score 'model+support': each hand mask kept inside its hand's dilated hull and, for 21 "
         "keypoints, on the fingers' side of the wrist (real hand labels stop at the wrist; the "
         "motion the network learned from does not); 'grabcut' also scores 'model+grabcut': that mask "
         "refined by GrabCut on the image (compare with the points-only 'grabcut' row); 'none': the "
-        "network's read-out alone (default: grabcut)",
+        "network's read-out alone (default: %(default)s)",
     )
     g.add_argument(
         "--window",

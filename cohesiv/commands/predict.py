@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cohesiv.config import PREDICT_CHUNK
+from cohesiv.config import PREDICT_CHUNK, SUPPORTS
 
 HELP = "segment queried hands and the objects they hold in images (trained run)"
 DESCRIPTION = """\
@@ -78,7 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--support",
-        choices=("none", "points", "grabcut"),
+        choices=SUPPORTS,
         default="none",
         help="still images: 'points' keeps each hand mask inside its hand's support (the hull of its points "
         "dilated by 0.2 of the hand's size, and the fingers' side of the wrist for 21 keypoints), for real "

@@ -42,6 +42,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from cohesiv.config import EVAL_IMAGE_SUPPORT, SUPPORTS
 from cohesiv.errors import InputError
 from cohesiv.eval.driver import HOSPrediction, PredictionLike
 from cohesiv.eval.metrics import HOSMeter, instance_scores, mask_stats, reduce_stats
@@ -432,7 +433,7 @@ def run_image_eval(
     device: str | None = None,
     viz: str | Path | None = None,
     window: float | None = None,
-    support: str = "grabcut",
+    support: str = EVAL_IMAGE_SUPPORT,
     progress: bool = True,
 ) -> dict:
     """Score a trained run (if given) and the hull floor on an image set.
@@ -467,7 +468,6 @@ def run_image_eval(
     if run is not None:
         from cohesiv.eval.runner import model_predict_fn
         from cohesiv.model import Predictor
-        from cohesiv.model.support import SUPPORTS
         from cohesiv.model.windows import DEFAULT_WINDOW_FACTOR, predict_in_hand_windows
 
         window = DEFAULT_WINDOW_FACTOR if window is None else float(window)

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from cohesiv.config import SUPPORTS
 from cohesiv.io import Hand
 from cohesiv.io.predictions import HOSPrediction
 from cohesiv.responsibility.masks import (
@@ -42,9 +43,6 @@ from cohesiv.responsibility.masks import (
 #: How far past the wrist (towards the elbow) a hand mask may reach, in hand lengths (the wrist's
 #: distance to its farthest keypoint): the wrist crease and a little of the wrist itself.
 WRIST_MARGIN = 0.15
-#: Names of the supports :func:`apply_support` knows: the dilated hull and the wrist cut ("points"),
-#: that support refined by GrabCut on the image ("grabcut"), or none.
-SUPPORTS = ("points", "grabcut", "none")
 
 
 def wrist_side(points: np.ndarray, size: tuple[int, int], margin: float = WRIST_MARGIN) -> np.ndarray | None:
