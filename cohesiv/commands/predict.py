@@ -83,7 +83,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="still images: 'points' keeps each hand mask inside its hand's support (the hull of its points "
         "dilated by 0.2 of the hand's size, and the fingers' side of the wrist for 21 keypoints), for real "
         "photos whose hand labels stop at the wrist; 'grabcut' then refines that mask by GrabCut on the "
-        "image (the edge moves to where the colours change; the best hand masks on the real image sets); "
+        "image (the edge moves to where the colours change; on the real image sets far above the network's "
+        "own masks, level with GrabCut of the points); "
         "needs hand points (--hands or --detect-hands) (default: none)",
     )
     parser.add_argument("--checkpoint", default="last", help="weights file stem in RUN/checkpoints/")

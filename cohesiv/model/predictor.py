@@ -397,13 +397,13 @@ class Predictor:
             elif self.relative_scores and k:
                 at_query = sample_at_points(scores[None], pts)[0].diagonal()  # (K,): S_k at query k
                 scores = (scores / at_query.clamp(min=RELATIVE_SCORE_FLOOR)[:, None, None]).clamp(0, 1)
-            person = None
-            if k:
+            person = None  # the mean unit embedding at the queries, where the read-out uses it
+            if k and (self.prototypes is None or self.query_person):
                 zq = sample_at_points(zc[None], pts)[0]  # (K, F): embeddings at the queries
                 person = F.normalize(F.normalize(zq, dim=1).mean(0), dim=0)
             if self.prototypes is not None:
                 protos = self.prototypes.to(zc.dtype)
-                if self.query_person and person is not None:
+                if person is not None:  # query_person
                     protos = torch.stack([person, protos[1]])
                 mode = "calibrated" if self.thresholds is not None else "nearest-prototype"
             elif person is not None:

@@ -19,8 +19,8 @@ keypoints sure hand, the hull and the network's mask probable hand, a ring aroun
 background), whose colour models move the edge to the hand's outline. It is the points-only GrabCut
 of ``eval --images`` with the network's mask as one more seed, so the two rows differ by what the
 network adds. The network says roughly which pixels move with the hand; GrabCut knows where the
-colours change. On the real image sets this scores above both the network and GrabCut of the points alone
-(README, "Results").
+colours change. On the real image sets this scores far above the network and the hull, but only level
+with GrabCut of the points alone: the network's seed does not yet add anything (README, "Results").
 """
 
 from __future__ import annotations
