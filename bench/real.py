@@ -42,6 +42,7 @@ from pathlib import Path
 
 from experiment import sh  # one cohesiv subprocess, output to the log, exit on failure
 
+from cohesiv.config import COMPOSITE_SKIN
 from cohesiv.io.frames import VIDEO_SUFFIXES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -212,6 +213,12 @@ def main() -> None:
     ap.add_argument("--val-clips", type=int, default=6, help="labeled synthetic clips for calibration")
     ap.add_argument("--test-clips", type=int, default=10, help="labeled synthetic test clips (0: none)")
     ap.add_argument("--composites", type=int, default=300, help="composited real samples (cohesiv composite)")
+    ap.add_argument(
+        "--skin",
+        type=float,
+        default=COMPOSITE_SKIN,
+        help="share of composites pasted over a skin patch, a hard negative (cohesiv composite --skin)",
+    )
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--train-size", type=int, default=160)
     ap.add_argument("--batch", type=int, default=8)
@@ -244,11 +251,11 @@ def main() -> None:
             sys.exit(f"{a.data}: no video files (set --data or COHESIV_DATA)")
         datasets += real_datasets(clips, w, log, times, pseudo_args)
         if a.composites:
-            comp = w / f"composite-{a.composites}"
+            comp = w / (f"composite-{a.composites}" + (f"-skin{a.skin:g}" if a.skin else ""))
             if not (w / f"{comp.name}.done").exists():
                 times["composite"] = sh(
                     ["composite", *map(str, datasets), "--out", str(comp), "--samples", str(a.composites)]
-                    + ["--no-progress"],
+                    + ["--skin", str(a.skin), "--no-progress"],
                     log,
                 )
                 (w / f"{comp.name}.done").write_text("")

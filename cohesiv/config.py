@@ -34,6 +34,7 @@ __all__ = [
     "BACKGROUNDS",
     "CAMERA_MODES",
     "COMPOSITE_SAMPLES",
+    "COMPOSITE_SKIN",
     "DEFAULT_WINDOW_FACTOR",
     "EVAL_IMAGE_SUPPORT",
     "HANDS_EVERY",
@@ -619,6 +620,9 @@ EVAL_IMAGE_SUPPORT = "grabcut"
 
 #: Composited samples that ``cohesiv composite`` writes.
 COMPOSITE_SAMPLES = 500
+#: Probability that a composited hand is pasted over a skin patch, a hard negative
+#: (:class:`cohesiv.synth.composite.CompositeConfig`, ``skin``).
+COMPOSITE_SKIN = 0.0
 
 # ------------------------------------------------------------------------------------------- demo
 

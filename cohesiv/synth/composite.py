@@ -9,6 +9,12 @@ pixels are person and every pixel is valid: the paste's labels are exact by cons
 its appearance and its background are real. Real unlabeled video is scarce; this multiplies the
 backgrounds that each real hand is seen against.
 
+With ``skin > 0`` some hands are pasted over a *skin patch* (:func:`skin_patch`): an oval in the
+colours of the pasted hand's own skin, with smooth shading, that the hand overlaps, labelled
+background. It is a hard negative: skin that is not a hand, as a face or a bare arm the hand touches
+in real photos. Egocentric clips show no faces, and a network that learned "hand" from them takes
+every skin-coloured region for one (the hand-over-face photos of ``real-hand-masks-hof``).
+
 The output is an ordinary pseudo-label dataset (``manifest.jsonl``, ``images/``, ``samples/``, a
 sidecar per sample, ``dataset.json``), so ``cohesiv train --data`` takes it beside the others. Sample
 ``i`` depends only on ``(seed, i)``; a re-run skips finished samples (also after ``kill -9``).
@@ -25,6 +31,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from cohesiv.config import COMPOSITE_SKIN
 from cohesiv.errors import CohesivError
 from cohesiv.io import atomic_write_text, read_image, write_image
 from cohesiv.io.dataset import read_manifest, read_sample, rebuild_manifest, write_sample
@@ -45,6 +52,9 @@ class CompositeConfig:
         outside: largest fraction of the cut-out's box allowed outside the target image.
         feather: standard deviation of the paste's soft edge, pixels.
         tries: cut-outs tried per sample before giving up on it.
+        skin: probability that the hand is pasted over a skin patch (:func:`skin_patch`, a hard
+            negative labelled background); 0 = never (the composites before this option).
+        skin_size: range of the patch's size relative to the pasted cut-out's box.
     """
 
     threshold: float = 0.5
@@ -56,6 +66,12 @@ class CompositeConfig:
     outside: float = 0.25
     feather: float = 1.0
     tries: int = 20
+    skin: float = COMPOSITE_SKIN
+    skin_size: tuple[float, float] = (0.8, 1.6)
+
+
+#: Config fields added after the first composites, with the value that folders without them were made with.
+_OLD_FIELDS = {"skin": 0.0, "skin_size": [0.8, 1.6]}
 
 
 @dataclass
@@ -111,6 +127,71 @@ def _similarity(
     return a, flip
 
 
+def skin_patch(
+    rng: np.random.Generator,
+    fg_image: np.ndarray,
+    fg_person: np.ndarray,
+    box: tuple[float, float, float, float],
+    size: tuple[int, int],
+    scale: tuple[float, float] = (0.8, 1.6),
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """A skin-coloured oval under part of a pasted hand: a hard negative (skin that is not a hand).
+
+    The colour is the median of the hand's own skin (its person pixels, eroded away from the edge);
+    the shading is a random linear gradient plus a smooth random field, and the texture is noise with
+    a third of the skin's own per-channel spread (at most 4 grey levels). The oval's centre is a random point of ``box`` (so
+    the hand overlaps it), its axes ``scale`` times the box's half sides, its angle random.
+
+    Args:
+        rng: random generator.
+        fg_image: ``(h, w, 3)`` uint8 source image of the cut-out.
+        fg_person: ``(h, w)`` bool person pixels of the cut-out.
+        box: ``(x0, y0, x1, y1)`` of the pasted cut-out in the target image.
+        size: ``(W, H)`` of the target image.
+        scale: range of the axes relative to the box's half sides.
+
+    Returns:
+        ``(rgb (H, W, 3) float32, alpha (H, W) float32 in [0, 1])``, or None when the hand has fewer
+        than 20 person pixels (no colour to take).
+    """
+    person = np.asarray(fg_person, bool)
+    inner = cv2.erode(person.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    skin = fg_image[inner if inner.sum() >= 20 else person].astype(np.float32)
+    if len(skin) < 20:
+        return None
+    w, h = size
+    x0, y0, x1, y1 = box
+    centre = (float(rng.uniform(x0, x1)), float(rng.uniform(y0, y1)))
+    axes = (
+        max(2, int(round((x1 - x0) / 2 * rng.uniform(*scale)))),
+        max(2, int(round((y1 - y0) / 2 * rng.uniform(*scale)))),
+    )
+    oval = np.zeros((h, w), np.float32)
+    cv2.ellipse(
+        oval,
+        (int(round(centre[0])), int(round(centre[1]))),
+        axes,
+        float(rng.uniform(0, 180)),
+        0,
+        360,
+        1.0,
+        -1,
+    )
+    if not oval.any():
+        return None
+    alpha = np.minimum(oval, cv2.GaussianBlur(oval, (0, 0), 1.5) * 2)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    angle = rng.uniform(0, 2 * np.pi)
+    reach = max(axes)
+    ramp = ((xx - centre[0]) * np.cos(angle) + (yy - centre[1]) * np.sin(angle)) / reach
+    coarse = rng.normal(0.0, 0.12, (4, 4)).astype(np.float32)
+    field = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC)
+    shade = np.clip(1.0 + float(rng.uniform(0, 0.3)) * ramp + field, 0.4, 1.6)
+    texture = rng.normal(0.0, 1.0, (h, w, 3)).astype(np.float32) * (np.minimum(skin.std(0), 12.0) / 3)
+    rgb = np.clip(np.median(skin, 0) * shade[..., None] + texture, 0, 255)
+    return rgb.astype(np.float32), alpha
+
+
 def composite(
     fg_image: np.ndarray,
     fg_region: np.ndarray,
@@ -123,6 +204,7 @@ def composite(
     bg_valid: np.ndarray,
     affine: np.ndarray,
     feather: float = 1.0,
+    skin: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict | None:
     """Paste a cut-out onto a background sample with a known 2x3 affine map.
 
@@ -138,6 +220,9 @@ def composite(
         bg_valid: ``(H, W)`` {0, 1} its valid mask.
         affine: ``(2, 3)`` source pixel -> target pixel (origin at pixel centres).
         feather: soft-edge standard deviation of the paste, pixels (0: hard edge).
+        skin: ``(rgb, alpha)`` of a skin patch (:func:`skin_patch`) drawn onto the background before
+            the paste: under it (where alpha > 0.5) every pixel is valid background, neither person
+            nor moving with any hand.
 
     Returns:
         ``{"image", "responsibility" (N+2, H, W), "person", "valid", "points", "query"}`` with the pasted
@@ -158,8 +243,18 @@ def composite(
     if feather > 0:
         alpha = np.minimum(alpha, cv2.GaussianBlur(alpha, (0, 0), feather) * 2)  # soft only inside the edge
     fg = warp(fg_image, cv2.INTER_LINEAR).astype(np.float32)
-    image = fg * alpha[..., None] + bg_image.astype(np.float32) * (1 - alpha[..., None])
+    bg = bg_image.astype(np.float32)
+    bg_person = np.asarray(bg_person).astype(bool)
+    bg_valid = np.asarray(bg_valid).astype(bool)
     keep = (~region).astype(np.float32)
+    if skin is not None:
+        rgb, a = skin
+        bg = rgb * a[..., None] + bg * (1 - a[..., None])
+        patch = a > 0.5
+        bg_person = bg_person & ~patch
+        bg_valid = bg_valid | patch
+        keep = keep * (~patch)
+    image = fg * alpha[..., None] + bg * (1 - alpha[..., None])
     hands = bg_responsibility[1:] * keep
     r = np.concatenate([hands, region[None].astype(np.float32)])
     r = np.concatenate([np.clip(1 - r.sum(0, keepdims=True), 0, 1), r])
@@ -167,8 +262,8 @@ def composite(
     return {
         "image": np.clip(np.round(image), 0, 255).astype(np.uint8),
         "responsibility": r.astype(np.float32),
-        "person": ((bg_person.astype(bool) & ~region) | person).astype(np.uint8),
-        "valid": (bg_valid.astype(bool) | region).astype(np.uint8),
+        "person": ((bg_person & ~region) | person).astype(np.uint8),
+        "valid": (bg_valid | region).astype(np.uint8),
         "points": pts.astype(np.float32),
         "query": q.astype(np.float32),
     }
@@ -201,6 +296,13 @@ def _make_one(sources: Sequence[_Source], rng: np.random.Generator, cfg: Composi
         if placed is None:
             continue
         affine, flipped = placed
+        skin = None
+        if cfg.skin > 0 and rng.random() < cfg.skin:  # no draw when off: earlier composites stay the same
+            corners = (
+                np.array([[box[0], box[1]], [box[2], box[3]]], np.float64) @ affine[:, :2].T + affine[:, 2]
+            )
+            dst_box = (*corners.min(0), *corners.max(0))
+            skin = skin_patch(rng, fg_image, person, dst_box, bg_image.shape[1::-1], cfg.skin_size)
         out = composite(
             fg_image,
             region,
@@ -213,6 +315,7 @@ def _make_one(sources: Sequence[_Source], rng: np.random.Generator, cfg: Composi
             bg_valid,
             affine,
             cfg.feather,
+            skin,
         )
         if out is None:
             continue
@@ -266,7 +369,8 @@ def write_composites(
     meta_path = root / "dataset.json"
     if meta_path.is_file():
         have = json.loads(meta_path.read_text(encoding="utf-8"))
-        if {k: have.get(k) for k in ("composite", "seed")} != {
+        made = {**_OLD_FIELDS, **(have.get("composite") or {})}  # fields added later: their old value
+        if {"composite": made, "seed": have.get("seed")} != {
             "composite": json.loads(json.dumps(meta["composite"])),
             "seed": seed,
         }:

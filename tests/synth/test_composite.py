@@ -2,6 +2,7 @@
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 
 from cohesiv.cli import main
 from cohesiv.errors import CohesivError
-from cohesiv.synth.composite import CompositeConfig, composite, cutout, write_composites
+from cohesiv.synth.composite import CompositeConfig, composite, cutout, skin_patch, write_composites
 from cohesiv.train.data import PseudoLabelDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
@@ -122,3 +123,67 @@ def test_composite_command(tmp_path, capsys):
     assert "composited samples" in capsys.readouterr().out
     assert json.loads((tmp_path / "c" / "dataset.json").read_text())["seed"] == 0
     assert main(["composite", str(tmp_path / "none"), "--out", str(tmp_path / "c2")]) == 2
+
+
+def _hand_image(colour=(200, 150, 120)):
+    img = np.zeros((H, W, 3), np.uint8)
+    person = _square(4, 4, 14, 16)
+    img[person] = colour
+    return img, person
+
+
+def test_skin_patch_has_the_hands_colour_and_overlaps_the_paste():
+    img, person = _hand_image()
+    box = (10.0, 6.0, 20.0, 18.0)
+    rgb, alpha = skin_patch(np.random.default_rng(0), img, person, box, (W, H), (0.8, 1.2))
+    assert rgb.shape == (H, W, 3) and alpha.shape == (H, W)
+    inside = alpha > 0.5
+    assert 20 < inside.sum() < H * W
+    ys, xs = np.nonzero(inside)
+    assert box[0] - 1 <= np.median(xs) <= box[2] + 1 and box[1] - 1 <= np.median(ys) <= box[3] + 1
+    mean = rgb[inside].mean(0)
+    np.testing.assert_allclose(mean / mean.sum(), np.array([200, 150, 120]) / 470, atol=0.02)  # its hue
+    assert skin_patch(np.random.default_rng(0), img, np.zeros((H, W), bool), box, (W, H)) is None
+
+
+def test_paste_over_a_skin_patch_labels_the_patch_background():
+    img, person = _hand_image()
+    bg_r = np.zeros((2, H, W), np.float32)
+    bg_r[1] = _square(0, 0, W, H)  # a background hand everywhere
+    bg_r[0] = 1 - bg_r[1]
+    bg_person = np.ones((H, W), np.uint8)
+    valid = np.zeros((H, W), np.uint8)
+    patch_alpha = _square(16, 4, 30, 20).astype(np.float32)
+    patch_rgb = np.full((H, W, 3), 180.0, np.float32)
+    affine = np.array([[1.0, 0, 10], [0, 1.0, 0]])  # the hand moves onto x 14..24, over the patch's left
+    pts = np.array([[6, 6], [10, 6], [10, 12]], np.float64)
+    args = (img, person, person, pts, np.array([8.0, 8.0]), np.zeros((H, W, 3), np.uint8), bg_r, bg_person)
+    out = composite(*args, valid, affine, feather=0, skin=(patch_rgb, patch_alpha))
+    hand = _square(14, 4, 24, 16)
+    patch_only = patch_alpha.astype(bool) & ~hand
+    assert (out["image"][patch_only] == 180).all() and (out["image"][hand] == [200, 150, 120]).all()
+    assert out["valid"][patch_only].all() and not out["person"][patch_only].any()
+    assert (out["responsibility"][0][patch_only] == 1).all()  # moves with no hand
+    assert out["person"][hand].all() and (out["responsibility"][2][hand] == 1).all()
+    outside = ~patch_alpha.astype(bool) & ~hand
+    assert out["person"][outside].all() and not out["valid"][outside].any()  # the rest as it was
+
+
+def test_skin_off_reproduces_the_composites_and_old_folders_are_read_as_skin_off(tmp_path):
+    srcs = [write_dataset(tmp_path / f"d{i}", n=6, size=64, seed=i) for i in range(2)]
+    cfg = CompositeConfig(max_area=0.6)
+    write_composites(srcs, tmp_path / "a", 6, seed=1, config=cfg, progress=False)
+    meta = tmp_path / "a" / "dataset.json"
+    old = json.loads(meta.read_text())
+    for k in ("skin", "skin_size"):
+        del old["composite"][k]  # a folder from before the option
+    meta.write_text(json.dumps(old))
+    assert write_composites(srcs, tmp_path / "a", 6, seed=1, config=cfg, progress=False) > 0
+    with pytest.raises(CohesivError, match="another config"):
+        write_composites(srcs, tmp_path / "a", 6, seed=1, config=replace(cfg, skin=0.5), progress=False)
+    n = write_composites(srcs, tmp_path / "b", 6, seed=1, config=replace(cfg, skin=1.0), progress=False)
+    assert n > 0
+    a = sorted((tmp_path / "a" / "images").glob("*.png"))
+    b = sorted((tmp_path / "b" / "images").glob("*.png"))
+    assert [p.read_bytes() for p in a] != [p.read_bytes() for p in b]  # the patches are drawn
+    assert main(["composite", str(srcs[0]), "--out", str(tmp_path / "c"), "--skin", "1.5"]) == 2
