@@ -340,7 +340,7 @@ def color_jitter(image: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig
 
 
 def augment(s: Sample, rng: np.random.Generator, size: int, cfg: AugmentConfig) -> Sample:
-    """Random resized crop to ``size x size``, horizontal flip, colour jitter and blur (image only).
+    """Random resized crop to ``size x size``, horizontal flip, colour jitter, grey and blur (image only).
 
     Args:
         s: a sample as stored.
@@ -356,6 +356,8 @@ def augment(s: Sample, rng: np.random.Generator, size: int, cfg: AugmentConfig) 
     flip = bool(rng.random() < cfg.flip)
     out = crop_resize(s, box, size, flip=flip)
     out.image = color_jitter(out.image, rng, cfg)
+    if cfg.grayscale > 0 and rng.random() < cfg.grayscale:  # no draw when off (older runs' crops)
+        out.image = np.repeat(cv2.cvtColor(out.image, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
     if cfg.blur > 0 and rng.random() < cfg.blur:
         sigma = float(rng.uniform(*cfg.blur_sigma))
         out.image = cv2.GaussianBlur(out.image, (0, 0), sigmaX=sigma, sigmaY=sigma)

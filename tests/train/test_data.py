@@ -189,3 +189,26 @@ def test_blur_smooths_the_image_only():
         return float(np.abs(np.diff(img.astype(np.float32), axis=1)).mean())
 
     assert roughness(blurred.image) < 0.5 * roughness(sharp.image)
+
+
+def test_grayscale_turns_the_crop_grey_and_old_runs_read_as_colour():
+    import dataclasses
+
+    from cohesiv.config import TrainConfig
+    from cohesiv.train.data import AugmentConfig, augment, sample_rng
+
+    s = _sample_with_point(20, 15)
+    s.image = np.random.default_rng(0).integers(0, 255, s.image.shape, dtype=np.uint8)
+    grey_cfg = dataclasses.replace(AugmentConfig(), grayscale=1.0, blur=0.0)
+    colour_cfg = dataclasses.replace(AugmentConfig(), grayscale=0.0, blur=0.0)
+    grey = augment(s, sample_rng(0, 0, 0), 32, grey_cfg)
+    colour = augment(s, sample_rng(0, 0, 0), 32, colour_cfg)
+    assert (grey.image[..., 0] == grey.image[..., 1]).all() and (
+        grey.image[..., 1] == grey.image[..., 2]
+    ).all()
+    assert not (colour.image[..., 0] == colour.image[..., 1]).all()
+    np.testing.assert_array_equal(grey.responsibility, colour.responsibility)  # same crop and labels
+    d = TrainConfig(data=("d",), out="r").to_dict()
+    del d["augment"]["grayscale"]  # a run written before the field
+    assert TrainConfig.from_dict(d).augment.grayscale == 0.0
+    assert TrainConfig(data=("d",), out="r").augment.grayscale > 0
