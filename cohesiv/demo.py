@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cohesiv.config import AugmentConfig
 from cohesiv.config import DemoConfig as DemoConfig  # its old path, kept for one release
 from cohesiv.errors import CohesivError
 from cohesiv.io import FrameReader, HandTracks, read_hands, read_image, write_hands, write_image
@@ -176,6 +177,7 @@ def _train_run(cfg: DemoConfig, run: Path, datasets: list[Path], progress: bool)
         save_every=50,
         image_every=0,
         model=ModelConfig(embed_dim=cfg.embed_dim, head_dim=cfg.head_dim),
+        augment=AugmentConfig(grayscale=cfg.grayscale),
     )
     train(tcfg, resume=(run / "config.yaml").exists(), progress=progress)
     return tcfg
