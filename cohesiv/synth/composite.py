@@ -70,8 +70,9 @@ class CompositeConfig:
     skin_size: tuple[float, float] = (0.8, 1.6)
 
 
-#: Config fields added after the first composites, with the value that folders without them were made with.
-_OLD_FIELDS = {"skin": 0.0, "skin_size": [0.8, 1.6]}
+#: Config fields added after the first composites, with the value that folders without them were made
+#: with (no patch; its size then never mattered, so it reads as the default).
+_OLD_FIELDS = {"skin": 0.0, "skin_size": list(CompositeConfig.skin_size)}
 
 
 @dataclass
@@ -133,14 +134,15 @@ def skin_patch(
     fg_person: np.ndarray,
     box: tuple[float, float, float, float],
     size: tuple[int, int],
-    scale: tuple[float, float] = (0.8, 1.6),
+    scale: tuple[float, float] = CompositeConfig.skin_size,
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """A skin-coloured oval under part of a pasted hand: a hard negative (skin that is not a hand).
 
     The colour is the median of the hand's own skin (its person pixels, eroded away from the edge);
     the shading is a random linear gradient plus a smooth random field, and the texture is noise with
-    a third of the skin's own per-channel spread (at most 4 grey levels). The oval's centre is a random point of ``box`` (so
-    the hand overlaps it), its axes ``scale`` times the box's half sides, its angle random.
+    a third of the skin's own per-channel spread (at most 4 grey levels). The oval's centre is a random
+    point of ``box`` (so the hand overlaps it), its axes ``scale`` times the box's half sides (default
+    :attr:`CompositeConfig.skin_size`), its angle random.
 
     Args:
         rng: random generator.
