@@ -437,6 +437,9 @@ class TrainConfig:
         steps: optimisation steps; None to use ``epochs``.
         epochs: passes over the training samples (incomplete last batches dropped); used when ``steps`` is None.
         lr: peak learning rate of AdamW.
+        encoder_lr: the encoder's learning rate as a multiple of ``lr`` (1: one rate for the whole
+            network; below 1 the ImageNet features of a pretrained encoder change more slowly than the
+            decoder and heads, which start from random weights; 0 freezes the encoder's weights).
         weight_decay: AdamW weight decay.
         schedule: "constant", "cosine" (to 0 at the last step) or "plateau" (halve on a stalled
             validation loss; needs epochs).
@@ -474,6 +477,7 @@ class TrainConfig:
     steps: int | None = None
     epochs: int | None = None
     lr: float = 1e-3
+    encoder_lr: float = 1.0
     weight_decay: float = 1e-4
     schedule: str = "cosine"
     warmup_steps: int = 20
@@ -509,6 +513,8 @@ class TrainConfig:
             raise CohesivError(f"--steps must be positive, got {self.steps}")
         if self.epochs is not None and self.epochs <= 0:
             raise CohesivError(f"--epochs must be positive, got {self.epochs}")
+        if not 0.0 <= self.encoder_lr <= 1.0:
+            raise CohesivError(f"--encoder-lr must be in [0, 1], got {self.encoder_lr}")
         if self.schedule not in SCHEDULES:
             raise CohesivError(f"unknown schedule {self.schedule!r}; choose from {', '.join(SCHEDULES)}")
         if not 0.0 <= self.val_fraction < 1.0:

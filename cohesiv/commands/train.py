@@ -111,6 +111,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--steps", type=int, help=f"optimisation steps (default {DEFAULT_STEPS} unless --epochs)")
     s.add_argument("--epochs", type=int, help="passes over the training samples")
     g.add_argument("--lr", type=float, help=_default("peak learning rate", "lr"))
+    g.add_argument(
+        "--encoder-lr",
+        type=float,
+        metavar="M",
+        help=_default(
+            "the encoder's learning rate as a multiple of --lr, in [0, 1]: below 1 a pretrained encoder's "
+            "ImageNet features change more slowly than the decoder and heads; 0 freezes them",
+            "encoder_lr",
+        ),
+    )
     g.add_argument("--weight-decay", type=float, help=_default("AdamW weight decay", "weight_decay"))
     g.add_argument("--schedule", choices=SCHEDULES, help=_default("learning-rate schedule", "schedule"))
     g.add_argument("--warmup-steps", type=int, help=_default("linear warm-up steps", "warmup_steps"))
@@ -162,7 +172,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 _FIELDS = (
-    "size", "batch", "steps", "epochs", "lr", "weight_decay", "schedule", "warmup_steps", "val_fraction",
+    "size", "batch", "steps", "epochs", "lr", "encoder_lr", "weight_decay", "schedule", "warmup_steps", "val_fraction",
     "object_threshold", "w_resp", "w_emb", "seed", "save_every", "keep_every", "log_every", "image_every", "num_workers",
     "device", "channels_last",
 )  # fmt: skip

@@ -21,7 +21,18 @@ from cohesiv.model.io import CONFIG_FILE, read_run_config
 from cohesiv.model.io import git_sha as git_sha  # its old path
 
 #: Fields that must agree between a run folder and a ``--resume`` of it.
-RESUME_KEYS = ("data", "model", "size", "batch", "seed", "lr", "weight_decay", "schedule", "object_threshold")
+RESUME_KEYS = (
+    "data",
+    "model",
+    "size",
+    "batch",
+    "seed",
+    "lr",
+    "encoder_lr",
+    "weight_decay",
+    "schedule",
+    "object_threshold",
+)
 
 
 def make_config(

@@ -388,8 +388,30 @@ def _build(
     model.to(ctx.device)
     if cfg.channels_last:  # NHWC: faster convolutions on CPU (oneDNN); the same maths
         model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(
+        param_groups(model, cfg.encoder_lr), lr=cfg.lr, weight_decay=cfg.weight_decay
+    )
     return model, optimizer
+
+
+def param_groups(model: nn.Module, encoder_lr: float) -> list[dict[str, Any]]:
+    """AdamW parameter groups: one (every group's ``lr_scale`` is its multiple of the schedule's rate).
+
+    With ``encoder_lr`` below 1, the encoder's parameters (``model.encoder``) form a first group of
+    scale ``encoder_lr`` and the rest a second of scale 1; else one group holds them all, as runs from
+    before the option were saved (so their optimizer state still loads).
+
+    Raises:
+        CohesivError: ``encoder_lr`` below 1 for a network with no ``encoder``.
+    """
+    if encoder_lr == 1.0:
+        return [{"params": list(model.parameters()), "lr_scale": 1.0}]
+    enc = getattr(model, "encoder", None)
+    if not isinstance(enc, nn.Module):
+        raise CohesivError(f"--encoder-lr {encoder_lr:g}: the network {type(model).__name__} has no encoder")
+    ids = {id(p) for p in enc.parameters()}
+    rest = [p for p in model.parameters() if id(p) not in ids]
+    return [{"params": list(enc.parameters()), "lr_scale": encoder_lr}, {"params": rest, "lr_scale": 1.0}]
 
 
 def _resume(out: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> _State:
@@ -472,7 +494,7 @@ def _step(
 ) -> tuple[Any, torch.Tensor, dict[str, Any]]:
     """One optimisation step at learning rate ``lr``; return ``(output, loss, loss parts)``."""
     for g in optimizer.param_groups:
-        g["lr"] = lr
+        g["lr"] = lr * g.get("lr_scale", 1.0)
     output = net(batch.images, batch.points, batch.point_valid, **fwd_kw)
     loss, parts = loss_fn(output, batch)
     parts = {k: v for k, v in parts.items() if k != "loss"}

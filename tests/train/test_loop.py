@@ -212,3 +212,52 @@ def test_resume_is_bit_exact_with_reduced_resolution_heads(dataset, tmp_path):
         torch.equal(v, a[k])
         for k, v in load_file(str(tmp_path / "full/checkpoints/step-000004.safetensors")).items()
     )
+
+
+def _encoder_net(cfg):
+    """TinyNet whose first layers are its ``encoder``, as CohesivNet's smp encoder."""
+    net = TinyNet(cfg)
+    type(net).encoder = property(lambda self: self.body)  # a class made for this network alone
+    return net
+
+
+def test_encoder_lr_zero_freezes_the_encoder_and_trains_the_rest(dataset, tmp_path):
+    torch.manual_seed(5)  # the seed _cfg gives, so these are the run's initial weights
+    init = {k: v.clone() for k, v in _encoder_net(TINY).state_dict().items()}
+    train(_cfg(dataset, tmp_path / "r", encoder_lr=0.0), progress=False, build_model=_encoder_net)
+    w = _weights(tmp_path / "r")
+    for k in ("body.0.weight", "body.0.bias", "body.1.weight", "body.3.weight"):
+        assert torch.equal(w[k], init[k]), k
+    assert not torch.equal(w["q.weight"], init["q.weight"])
+
+
+def test_encoder_lr_scales_the_encoder_step_and_resumes_exactly(dataset, tmp_path):
+    def run(name, **kw):
+        train(_cfg(dataset, tmp_path / name, **kw), progress=False, build_model=_encoder_net)
+        return _weights(tmp_path / name)
+
+    torch.manual_seed(5)
+    init = _encoder_net(TINY).state_dict()["body.0.weight"].clone()
+    full, slow = run("full"), run("slow", encoder_lr=0.1)
+    moved = lambda w: float((w["body.0.weight"] - init).abs().sum())  # noqa: E731
+    assert 0 < moved(slow) < 0.5 * moved(full)
+    train(
+        _cfg(dataset, tmp_path / "cut", encoder_lr=0.1),
+        progress=False,
+        stop_after=2,
+        build_model=_encoder_net,
+    )
+    rest = train(
+        _cfg(dataset, tmp_path / "cut", encoder_lr=0.1), resume=True, progress=False, build_model=_encoder_net
+    )
+    assert rest.step == 4
+    cut = _weights(tmp_path / "cut")
+    for k in slow:
+        assert torch.equal(slow[k], cut[k]), k
+
+
+def test_encoder_lr_is_checked(dataset, tmp_path):
+    with pytest.raises(CohesivError, match="encoder-lr"):
+        _cfg(dataset, tmp_path / "a", encoder_lr=1.5)
+    with pytest.raises(CohesivError, match="no encoder"):
+        train(_cfg(dataset, tmp_path / "b", encoder_lr=0.5), progress=False, build_model=TinyNet)
