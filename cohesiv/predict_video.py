@@ -206,6 +206,7 @@ def predict_clip(
     chunk: int = PREDICT_CHUNK,
     overlay: bool = True,
     progress: bool = True,
+    refine: Callable[[int, np.ndarray, Any], Any] | None = None,
 ) -> dict[str, Any]:
     """Predict every frame of a clip and write labels, ``predictions.json`` and ``overlay.mp4``.
 
@@ -218,6 +219,8 @@ def predict_clip(
         chunk: frames per resumable part.
         overlay: write ``overlay.mp4``.
         progress: progress bars on stderr.
+        refine: ``(t, image, prediction) -> prediction`` applied to each frame's prediction before it
+            is written (a hand support, :mod:`cohesiv.model.support`), or None. Record it in ``state``.
 
     Returns:
         A summary: frame counts, skipped frames, timings.
@@ -262,6 +265,8 @@ def predict_clip(
         else:
             queries, sides, ids = hands_for(fr.t, fr.image)
             pred = predictor.predict(fr.image, queries, sides)
+            if refine is not None:
+                pred = refine(fr.t, fr.image, pred)
             write_label(out / "labels" / f"{fr.t:06d}.png", pred.label, compress_level=1)
             records.append(frame_record(fr.t, pred, ids))
             n_pred += 1

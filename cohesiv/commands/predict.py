@@ -80,12 +80,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--support",
         choices=SUPPORTS,
         default="none",
-        help="still images: 'points' keeps each hand mask inside its hand's support (the hull of its points "
+        help="'points' keeps each hand mask inside its hand's support (the hull of its points "
         "dilated by 0.2 of the hand's size, and the fingers' side of the wrist for 21 keypoints), for real "
         "photos whose hand labels stop at the wrist; 'grabcut' then refines that mask by GrabCut on the "
         "image (the edge moves to where the colours change; on the real image sets far above the network's "
         "own masks, level with GrabCut of the points); "
-        "needs hand points (--hands or --detect-hands) (default: none)",
+        "needs hand points (--hands or --detect-hands); clips too, frame by frame (default: none)",
     )
     parser.add_argument("--checkpoint", default="last", help="weights file stem in RUN/checkpoints/")
     parser.add_argument("--device", default=None, help="torch device (default cpu)")
@@ -161,6 +161,11 @@ def _run_clip(args: argparse.Namespace, predictor, tracks) -> int:
             [hd.id for hd in hands],
         )
 
+    def refine(t, image, pred):  # only with hand points (checked in run)
+        return _with_support(
+            pred, [hd for hd in tracks.hands_at(t) if hd.query is not None], args.support, image
+        )
+
     state = {
         "run": str(Path(args.run).resolve()),
         "checkpoint": args.checkpoint,
@@ -168,6 +173,7 @@ def _run_clip(args: argparse.Namespace, predictor, tracks) -> int:
         "readout": predictor.readout_mode,
         "held_object_model": predictor.held is not None,
         "hands": source,
+        **({"support": args.support} if args.support != "none" else {}),  # jobs from before resume
     }
     summary = predict_clip(
         predictor,
@@ -178,6 +184,7 @@ def _run_clip(args: argparse.Namespace, predictor, tracks) -> int:
         chunk=args.chunk,
         overlay=not args.no_overlay,
         progress=not args.no_progress,
+        refine=None if args.support == "none" else refine,
     )
     summary["mode"] = predictor.readout_mode
     if summary["frames_skipped"] or summary["ended_early"]:
@@ -274,11 +281,9 @@ def run(args: argparse.Namespace) -> int:
     is_clip = len(args.images) == 1 and (
         Path(args.images[0]).is_dir() or Path(args.images[0]).suffix.lower() not in IMAGE_SUFFIXES
     )
-    if args.support != "none" and (args.hand or is_clip):
+    if args.support != "none" and args.hand:
         raise InputError(
-            None,
-            f"--support {args.support} needs hand points (--hands or --detect-hands, not --hand) and still images "
-            "(clips: not yet)",
+            None, f"--support {args.support} needs hand points (--hands or --detect-hands, not --hand)"
         )
     if is_clip:
         return _run_clip(args, predictor, tracks)

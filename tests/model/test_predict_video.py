@@ -256,3 +256,47 @@ def test_detect_hands_on_a_real_clip(run_dir, shared_data, tmp_path, capsys):
     assert n_hands > 0 and sum(a["category_id"] < 3 for a in doc["annotations"]) == n_hands
     ids = {a["hand_id"] for a in doc["annotations"]}
     assert ids <= {h.id for t in range(41) for h in tracks.hands_at(t)}
+
+
+def test_clip_support_keeps_hand_masks_inside_each_frames_hull(run_dir, clip, tmp_path, capsys, monkeypatch):
+    from dataclasses import replace
+
+    from cohesiv.io.labels import compose_label
+    from cohesiv.responsibility.masks import hull_mask
+
+    plain = Predictor.predict
+
+    def everywhere(self, image, queries, sides=None):  # the untrained model finds no hand: say all is hand
+        p = plain(self, image, queries, sides)
+        hand, obj = np.ones_like(p.hand_masks), np.zeros_like(p.object_masks)
+        return replace(p, hand_masks=hand, object_masks=obj, label=compose_label(hand, obj, p.sides))
+
+    monkeypatch.setattr(Predictor, "predict", everywhere)
+
+    def box(t):  # a small square that moves one pixel right per frame
+        return np.array([[10 + t, 10], [16 + t, 10], [16 + t, 16], [10 + t, 16]], np.float32)
+
+    tracks = HandTracks(
+        (W, H), {t: [Hand("right", "right", box(t), query=(13.0 + t, 13.0))] for t in range(N)}
+    )
+    write_hands(tmp_path / "hands.json", tracks)
+    outs = {}
+    for support in ("none", "points"):
+        outs[support] = tmp_path / support
+        assert (
+            predict(
+                run_dir, clip, outs[support], "--hands", str(tmp_path / "hands.json"), "--support", support
+            )
+            == 0
+        )
+    info = json.loads((outs["points"] / "predictions.json").read_text())["info"]
+    assert (
+        info["support"] == "points"
+        and "support" not in json.loads((outs["none"] / "predictions.json").read_text())["info"]
+    )
+    for t in range(N):
+        hull = hull_mask([box(t)], (W, H)).astype(bool)
+        plain_label = read_label(outs["none"] / "labels" / f"{t:06d}.png")
+        kept = read_label(outs["points"] / "labels" / f"{t:06d}.png")
+        assert (plain_label == 2).all()  # everywhere is the right hand without the support
+        np.testing.assert_array_equal(kept == 2, hull)  # with it, exactly that frame's hull
