@@ -181,6 +181,7 @@ _FIELDS = (
 def build_config(args: argparse.Namespace):
     """Return the :class:`~cohesiv.train.TrainConfig` of the parsed arguments (and, with --resume, the saved run)."""
     import dataclasses
+    import os
     from pathlib import Path
 
     from cohesiv.errors import CohesivError
@@ -204,8 +205,8 @@ def build_config(args: argparse.Namespace):
     }
     if args.resume and (Path(args.out) / "config.yaml").is_file():
         saved = read_train_config(args.out)
-        if args.data:
-            given["data"] = tuple(args.data)
+        if args.data:  # absolute, as make_config saved them: a relative --data resumes too
+            given["data"] = tuple(os.path.abspath(p) for p in args.data)
         if "steps" in given:
             given["epochs"] = None
         elif "epochs" in given:

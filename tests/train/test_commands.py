@@ -75,6 +75,9 @@ def test_resume_takes_the_saved_config(tmp_path):
         and cfg.model.embed_dim == 8
     )
     assert cfg.steps == 20
+    # --data given again, relative as on the first run: the same absolute folders, so the resume matches
+    again = build_config(_args(["train", "--data", "ds", "--out", str(run), "--resume"]))
+    assert again.data == cfg.data
 
 
 def test_user_errors_exit_2(tmp_path, capsys):
