@@ -236,5 +236,8 @@ def run(args: argparse.Namespace) -> int:
 
     if os.environ.get("RANK", "0") == "0":
         note = " (stopped early: validation loss stalled)" if result.stopped_early else ""
-        print(f"{result.run}: step {result.step}, loss {result.loss:.4f}{note}", file=sys.stderr)
+        if not result.history:  # a resumed run that had already finished
+            print(f"{result.run}: step {result.step}, already finished{note}", file=sys.stderr)
+        else:
+            print(f"{result.run}: step {result.step}, loss {result.loss:.4f}{note}", file=sys.stderr)
     return 0

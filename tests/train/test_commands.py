@@ -129,3 +129,18 @@ def test_query_locality_flag(tmp_path):
 def test_paper_preset_has_no_query_locality():
     cfg = build_config(_args(["train", "--data", "d", "--out", "r", "--preset", "paper"]))
     assert cfg.model.query_locality is False
+
+
+def test_resuming_a_finished_run_says_so(tmp_path, capsys, monkeypatch):
+    import math
+
+    import cohesiv.train
+    from cohesiv.train.loop import TrainResult
+
+    run = tmp_path / "r"
+    run.mkdir()
+    saved = make_config(data=["ds"], out=run, size=64, batch=4, steps=10, model=ModelConfig(embed_dim=8))
+    (run / "config.yaml").write_text(yaml.safe_dump(config_document(saved)))
+    monkeypatch.setattr(cohesiv.train, "train", lambda cfg, **kw: TrainResult(run, 10, math.nan))
+    assert main(["train", "--out", str(run), "--resume", "--threads", "1"]) == 0
+    assert capsys.readouterr().err.strip().endswith("step 10, already finished")
