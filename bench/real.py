@@ -219,7 +219,7 @@ def main() -> None:
         default=COMPOSITE_SKIN,
         help="share of composites pasted over a skin patch, a hard negative (cohesiv composite --skin)",
     )
-    ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--steps", type=int, default=1200)
     ap.add_argument("--train-size", type=int, default=160)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--train-args", default="", help="extra 'cohesiv train' options")
@@ -230,9 +230,10 @@ def main() -> None:
     )
     ap.add_argument(
         "--calibrate-args",
-        default="--size 256",
-        help="extra 'cohesiv calibrate' options (default '--size 256', the synthetic clips' size: each "
-        "size tried costs a full calibration pass)",
+        default="--size 256 --flip",
+        help="extra 'cohesiv calibrate' options (default '--size 256 --flip': the synthetic clips' size, and "
+        "the test-time flip, kept only if it scores higher on the val clips; each size tried costs a full "
+        "calibration pass and the flip one more)",
     )
     a = ap.parse_args()
     t_start = time.perf_counter()
