@@ -10,10 +10,11 @@ Every stage is the real command line, resumed in the work folder (a second run s
      val split for calibration and a labeled test split;
   3. with ``--composites N``: ``cohesiv composite`` pastes real hands from the real clips' pseudo-labels
      onto other real frames (N samples, one more dataset);
-  4. ``cohesiv train`` on all the datasets together. They are mixed by sample count (every pseudo-label
+  4. ``cohesiv train`` (1200 steps) on all the datasets together. They are mixed by sample count (every pseudo-label
      sample is drawn equally often, whichever dataset it is in), so ``--synth-clips`` sets the share of
      synthetic samples;
-  5. ``cohesiv calibrate`` on the synthetic val split (the only labels there are at training time);
+  5. ``cohesiv calibrate --flip`` on the synthetic val split (the only labels there are at training time; the
+     test-time flip is kept when it scores higher there);
   6. ``cohesiv eval --images`` on the real image sets with masks (``real-hand-masks-hof``: binary hand
      masks; ``hands23-demo-silver``: EgoHOS labels made from a detector, silver), hands from MediaPipe,
      with the hull of the same hand points as the floor and GrabCut of the points beside it, the model as
