@@ -22,27 +22,18 @@ from pathlib import Path
 
 import numpy as np
 
-from cohesiv.eval.images import evaluate_image_set, find_image_sets, open_image_set
+from cohesiv.eval.images import evaluate_image_set, find_image_sets, hull_prediction, open_image_set
 from cohesiv.hands import HandDetector
 from cohesiv.io import Hand
 from cohesiv.io.predictions import HOSPrediction
 from cohesiv.model import Predictor
 from cohesiv.model.support import restrict_to_support
 from cohesiv.model.windows import DEFAULT_WINDOW_FACTOR, predict_in_hand_windows
-from cohesiv.responsibility.masks import hull_mask
 
 
 def hull_at(d: float):
-    """The floor at dilation ``d``: each hand's dilated hull, no object."""
-
-    def predict(image: np.ndarray, hands: list[Hand]) -> HOSPrediction:
-        h, w = image.shape[:2]
-        hm = np.zeros((len(hands), h, w), np.uint8)
-        for k, hd in enumerate(hands):
-            hm[k] = hull_mask([hd.points], (w, h), dilation=d)
-        return HOSPrediction(hm, np.zeros_like(hm))
-
-    return predict
+    """The floor at dilation ``d`` (:func:`cohesiv.eval.images.hull_prediction`) as an image method."""
+    return lambda image, hands: hull_prediction(hands, (image.shape[1], image.shape[0]), dilation=d)
 
 
 def main() -> None:

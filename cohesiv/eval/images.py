@@ -49,7 +49,7 @@ from cohesiv.eval.metrics import HOSMeter, instance_scores, mask_stats, reduce_s
 from cohesiv.io import Hand, HandTracks, read_image, read_label, task_labels
 from cohesiv.io.images import IMAGE_SUFFIXES, open_image
 from cohesiv.io.labels import HAND_LABEL
-from cohesiv.responsibility.masks import hull_mask
+from cohesiv.responsibility.masks import HULL_DILATION, hull_mask
 
 #: Ground-truth hand regions smaller than this fraction of the image are not counted as hands
 #: (specks of a mask), but their pixels are still scored.
@@ -161,15 +161,22 @@ def hands_for_images(
     return [list(tracks.hands_at(t)) for t in range(n)]
 
 
-def hull_prediction(hands: Sequence[Hand], size: tuple[int, int]) -> HOSPrediction:
+def hull_prediction(
+    hands: Sequence[Hand], size: tuple[int, int], dilation: float = HULL_DILATION
+) -> HOSPrediction:
     """The floor: each hand's mask is the dilated convex hull of its points; no object.
 
     Args:
         hands: the queried hands (a hand without points gets an empty mask).
         size: ``(W, H)``.
+        dilation: see :func:`cohesiv.responsibility.masks.hull_mask` (default: the pseudo-labels' own).
     """
     w, h = size
-    hm = np.stack([hull_mask([hd.points], size) for hd in hands]) if hands else np.zeros((0, h, w), np.uint8)
+    hm = (
+        np.stack([hull_mask([hd.points], size, dilation=dilation) for hd in hands])
+        if hands
+        else np.zeros((0, h, w), np.uint8)
+    )
     return HOSPrediction(hm, np.zeros_like(hm))
 
 
