@@ -11,9 +11,10 @@ DESCRIPTION = """\
 Compute the person and object prototypes of a trained run (mean embedding at --samples random
 person pixels and as many object pixels of its pseudo-labels; 500 in the paper) and grid-search the
 read-out thresholds tau_h, tau_o, tau_r on labeled validation clips (folders with frames/, labels/
-and hands.json; only labeled frames count), maximising the All (or Pair) mIoU; among thresholds
-within --tolerance points of the best, the mean of the All, Pair, Hand and Obj mIoU decides. Then, with those
-fixed, it tries growing each hand mask into the connected pixels the embedding calls person (tau_g;
+and hands.json; only labeled frames count), maximising the Pair mIoU (or All, --objective: All scores
+the union of every hand and object, so it cannot see a hand mask that takes its neighbour's pixels);
+among thresholds within --tolerance points of the best, the mean of the All, Pair, Hand and Obj mIoU
+decides. Then, with those fixed, it tries growing each hand mask into the connected pixels the embedding calls person (tau_g;
 recovers forearms that move unlike the hand when the run was trained on pseudo-labels made with
 'cohesiv pseudolabel --forearm') and keeps it only if it raises that mIoU by at least half a point
 (--no-grow: never). Last it tries opening the object masks with a disc (open_o, a fraction of the

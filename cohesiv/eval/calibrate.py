@@ -7,7 +7,7 @@ An evaluation-time fit (its old path ``cohesiv.train.calibrate`` still imports, 
   object pixels, of pseudo-label samples (object = some hand responsibility above the run's
   ``object_threshold``, minus person; only ``valid`` pixels).
 * **Thresholds**: grid search on labeled validation clips (``frames/``, ``labels/``, ``hands.json``;
-  only labeled frames) maximising the All (or Pair) mIoU (among triples within half a point of the
+  only labeled frames) maximising the Pair (or All) mIoU (among triples within half a point of the
   best, the mean mIoU of the four tasks decides) of the read-out of
   :class:`cohesiv.model.readout.Readout` (the same ``apply`` that prediction calls):
   ``hand_k = S_k > tau_r AND cos(Z, z_person) > tau_h``,
@@ -64,6 +64,8 @@ GRID_OPEN = (0.005, 0.01, 0.015, 0.02, 0.03, 0.04)
 GRID_HELD = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 #: The test-time flip is kept only when it raises the validation objective by this many mIoU points.
 FLIP_MIN_GAIN = 0.5
+#: The defaults of the calibration's options (written on :class:`cohesiv.config.CalibrationOptions`).
+_OPTIONS = CalibrationOptions()
 
 
 # ------------------------------------------------------------------------------------------ prototypes
@@ -367,7 +369,7 @@ def miou_grids(
 
 def miou_grid(
     frames: Sequence[ValFrame],
-    objective: str = "All",
+    objective: str = _OPTIONS.objective,
     grid_h: Sequence[float] = GRID_H,
     grid_o: Sequence[float] = GRID_O,
     grid_r: Sequence[float] = GRID_R,
@@ -415,7 +417,7 @@ def best_within_tolerance(main: np.ndarray, secondary: np.ndarray, tolerance: fl
 def search_held(
     frames: Sequence[ValFrame],
     thresholds: dict[str, float],
-    objective: str = "All",
+    objective: str = _OPTIONS.objective,
     grid: Sequence[float] = GRID_HELD,
     tolerance: float = TOLERANCE,
 ) -> tuple[Any, dict[str, Any]]:
@@ -508,7 +510,7 @@ def _search_option(
 def search_growth(
     frames: Sequence[ValFrame],
     thresholds: dict[str, float],
-    objective: str = "All",
+    objective: str = _OPTIONS.objective,
     grid_g: Sequence[float] = GRID_G,
     min_gain: float = 0.5,
 ) -> tuple[float | None, dict[str, float]]:
@@ -532,7 +534,7 @@ def search_growth(
 def search_opening(
     frames: Sequence[ValFrame],
     thresholds: dict[str, float],
-    objective: str = "All",
+    objective: str = _OPTIONS.objective,
     grid: Sequence[float] = GRID_OPEN,
     min_gain: float = 0.5,
 ) -> tuple[float | None, dict[str, float]]:
@@ -553,7 +555,7 @@ def search_opening(
 
 def search_thresholds(
     frames: Sequence[ValFrame],
-    objective: str = "All",
+    objective: str = _OPTIONS.objective,
     grid_h: Sequence[float] = GRID_H,
     grid_o: Sequence[float] = GRID_O,
     grid_r: Sequence[float] = GRID_R,
@@ -593,10 +595,6 @@ def _sizes(size: int | Sequence[int] | None, default: int) -> list[int]:
     return list(dict.fromkeys(sizes))
 
 
-#: The defaults of :func:`calibrate_run`'s options (written on :class:`cohesiv.config.CalibrationOptions`).
-_OPTIONS = CalibrationOptions()
-
-
 def calibrate_run(
     run: str | Path,
     val_clips: Sequence[str | Path],
@@ -624,7 +622,7 @@ def calibrate_run(
             the predictor then uses its nearest-prototype read-out, S_k > 0.5 split by the closer prototype).
         data: pseudo-label datasets for the prototypes (default: the run's training datasets).
         samples: pixels per class for the prototypes (500 as in the paper).
-        objective: "All" or "Pair" mIoU to maximise.
+        objective: "Pair" (the default) or "All" mIoU to maximise (:class:`cohesiv.config.CalibrationOptions`).
         size: longer image side fed to the network (default: the run's training size); several
             sizes: each is calibrated and the one of the best validation ``objective`` is kept (the
             network sees training crops at one scale, so the best test-time size is not always the

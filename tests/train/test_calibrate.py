@@ -128,6 +128,43 @@ def test_search_lets_the_four_tasks_decide_within_the_tolerance(monkeypatch):
     assert th["tau_h"] == 0.1
 
 
+def _two_hands_frame():
+    """Two queried hands; at a low tau_r each hand's mask covers both hands (the union stays right).
+
+    Hand 0's own scores are 0.9 on its hand A (8x6) but 0.4 on a strip C of it (8x1), which the other
+    hand also scores 0.4, as it does all of A; symmetrically for hand 1 on B. tau_r in [0.1, 0.4)
+    gives each hand A + C + B: All 100, Pair about 50. tau_r in [0.4, 0.9) gives hand 0 A and hand 1
+    B: All 96/104, Pair about 93.
+    """
+    label = np.zeros((16, 24), np.uint8)
+    label[4:12, 2:9] = LEFT_HAND  # A (columns 2-7) and C (column 8)
+    label[4:12, 14:20] = RIGHT_HAND  # B
+    a, b = np.zeros(label.shape, bool), label == RIGHT_HAND
+    a[4:12, 2:8] = True
+    c = (label == LEFT_HAND) & ~a
+    s = np.full((2, *label.shape), 0.05, np.float32)
+    s[0][a], s[0][c], s[0][b] = 0.9, 0.4, 0.4
+    s[1][b], s[1][a | c] = 0.9, 0.4
+    person = np.where(label > 0, 0.8, -0.2).astype(np.float32)
+    obj = np.full(label.shape, -0.5, np.float32)
+    return ValFrame(label, s, person, obj, ["left", "right"], [(4.0, 8.0), (16.0, 8.0)])
+
+
+def test_default_objective_keeps_each_hand_its_own_pixels():
+    # All cannot see a hand mask that takes the other hand's pixels; the default objective (Pair) can
+    from cohesiv.config import CalibrationOptions
+
+    frames = [_two_hands_frame()]
+    th_all, best_all = search_thresholds(frames, "All")
+    assert best_all == pytest.approx(100.0) and th_all["tau_r"] < 0.4
+    assert frame_metrics(frames, th_all)["Pair"]["mIoU"] < 55
+    th, _ = search_thresholds(frames, CalibrationOptions().objective)
+    assert 0.4 <= th["tau_r"] < 0.9
+    m = frame_metrics(frames, th)
+    assert m["Pair"]["mIoU"] == pytest.approx(100 * (48 / 56 + 1) / 2)
+    assert m["All"]["mIoU"] == pytest.approx(100 * 96 / 104)
+
+
 def test_unknown_objective():
     with pytest.raises(CohesivError, match="objective"):
         search_thresholds([_frame()], "Hand")
@@ -179,7 +216,8 @@ def test_calibrate_command_end_to_end(tmp_path):
     )
     assert len(doc["prototypes"]["person"]) == 8 and "off" in doc["growth"]
     assert doc["val_metrics"]["n_images"] == 2 and doc["samples"] == {"person": 40, "object": 40}
-    assert doc["objective_mIoU"] == pytest.approx(doc["val_metrics"]["All"]["mIoU"])
+    assert doc["objective"] == "Pair"  # the default
+    assert doc["objective_mIoU"] == pytest.approx(doc["val_metrics"]["Pair"]["mIoU"])
     pred = Predictor.from_run(tmp_path / "run")
     assert pred.readout_mode == "calibrated"
     # a missing validation clip is a one-line error
