@@ -131,17 +131,25 @@ def synthetic(
     return ds
 
 
+def scored(out: Path, run: Path) -> bool:
+    """``out`` holds a score of the run's current calibration (written after ``calibration.json``)."""
+    return out.exists() and out.stat().st_mtime >= (run / "calibration.json").stat().st_mtime
+
+
 def evaluate(
     run: Path, w: Path, data: Path, log: Path, times: dict[str, float], a: argparse.Namespace
 ) -> dict:
-    """Real image sets (model and hull floor) and the synthetic test split (model and its pseudo-labels)."""
+    """Real image sets (model and hull floor) and the synthetic test split (model and its pseudo-labels).
+
+    A run's score is reused only when it is newer than its calibration (a recalibrated run is scored again).
+    """
     results: dict[str, dict] = {}
     for name in IMAGE_SETS:
         if not (data / name).is_dir():
             print(f"{data / name}: absent, not scored", file=sys.stderr)
             continue
         out = run / f"eval-{name}.json"
-        if not out.exists():
+        if not scored(out, run):
             times[f"eval {name}"] = sh(
                 ["eval", "--run", str(run), "--images", str(data / name), "--out", str(out)]
                 + ["--viz", str(run / f"viz-{name}"), "--quiet"],
@@ -150,7 +158,7 @@ def evaluate(
         results[name] = json.loads(out.read_text())
     if a.test_clips:
         out = run / "eval-synth-test.json"
-        if not out.exists():
+        if not scored(out, run):
             times["eval synth test"] = sh(
                 ["eval", "--run", str(run), "--data", str(w / "synth-test"), "--out", str(out), "--quiet"],
                 log,
