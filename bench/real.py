@@ -108,18 +108,36 @@ def real_datasets(
     return out
 
 
+def finished(done: Path, clips: int) -> bool:
+    """Whether ``done`` marks a finished split of ``clips`` clips; exit when it marks another count.
+
+    A split is reused by name, so a work folder made with another ``--synth-clips`` (``--val-clips``,
+    ``--test-clips``) would silently train (calibrate, score) on another number of clips. Marks
+    written before the count was recorded are empty and taken as they are.
+    """
+    if not done.exists():
+        return False
+    made = done.read_text().strip()
+    if made and made != str(clips):
+        sys.exit(
+            f"{done.parent}: {done.name.removesuffix('.done')} was made with {made} clips, not {clips}; "
+            "use another --work folder (or delete that split)"
+        )
+    return True
+
+
 def synthetic(
     w: Path, log: Path, a: argparse.Namespace, times: dict[str, float], pseudo_args: list[str]
 ) -> Path:
     """Synthetic train / val / test clips and the train split's pseudo-labels (skips finished work)."""
     for split, n, seed in (("train", a.synth_clips, 1), ("val", a.val_clips, 2), ("test", a.test_clips, 3)):
-        if n and not (w / f"synth-{split}.done").exists():
+        if n and not finished(w / f"synth-{split}.done", n):
             times[f"synth {split}"] = sh(
                 ["synth", str(w / f"synth-{split}"), "--clips", str(n), "--frames", "16", "--size", "256x192"]
                 + ["--seed", str(seed), "--camera", "mixed"],
                 log,
             )
-            (w / f"synth-{split}.done").write_text("")
+            (w / f"synth-{split}.done").write_text(f"{n}\n")
     ds = w / "pseudo-synth"
     if a.synth_clips and not (w / "pseudo-synth.done").exists():
         times["pseudolabel synth"] = sh(
