@@ -14,10 +14,10 @@ read-out thresholds tau_h, tau_o, tau_r on labeled validation clips (folders wit
 and hands.json; only labeled frames count), maximising the Pair mIoU (or All, --objective: All scores
 the union of every hand and object, so it cannot see a hand mask that takes its neighbour's pixels);
 among thresholds within --tolerance points of the best, the mean of the All, Pair, Hand and Obj mIoU
-decides. Then, with those fixed, it tries growing each hand mask into the connected pixels the embedding calls person (tau_g;
-recovers forearms that move unlike the hand when the run was trained on pseudo-labels made with
-'cohesiv pseudolabel --forearm') and keeps it only if it raises that mIoU by at least half a point
-(--no-grow: never). Last it tries opening the object masks with a disc (open_o, a fraction of the
+decides. Then, with those fixed, it tries growing each hand mask into the connected pixels the
+embedding calls person (tau_g; recovers forearms that move unlike the hand when the run was trained on
+pseudo-labels made with 'cohesiv pseudolabel --forearm') and keeps it only if it raises that mIoU by
+at least half a point (--no-grow: never). Last it tries opening the object masks with a disc (open_o, a fraction of the
 image's longer side; removes the thin rims of false object that a moving empty hand leaves) under the
 same rule (--no-open: never). Then it fits the held-object model ("holds nothing": a per-hand
 probability that the hand holds an object, from the read-out) on the validation hands and chooses its

@@ -131,8 +131,8 @@ def test_search_lets_the_four_tasks_decide_within_the_tolerance(monkeypatch):
 def _two_hands_frame():
     """Two queried hands; at a low tau_r each hand's mask covers both hands (the union stays right).
 
-    Hand 0's own scores are 0.9 on its hand A (8x6) but 0.4 on a strip C of it (8x1), which the other
-    hand also scores 0.4, as it does all of A; symmetrically for hand 1 on B. tau_r in [0.1, 0.4)
+    Hand 0 scores 0.9 on its hand A (8x6), 0.4 on a strip C of that hand (8x1) and 0.4 on the other
+    hand B (8x6); hand 1 scores 0.9 on B and 0.4 on A and C. tau_r in [0.1, 0.4)
     gives each hand A + C + B: All 100, Pair about 50. tau_r in [0.4, 0.9) gives hand 0 A and hand 1
     B: All 96/104, Pair about 93.
     """
