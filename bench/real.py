@@ -259,6 +259,14 @@ def main() -> None:
         help="'cohesiv pseudolabel' options (a work folder keeps the ones it was made with)",
     )
     ap.add_argument(
+        "--stop-at-wrist",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="pseudo-label the real clips with --stop-at-wrist (training labels their forearms past the wrist "
+        "background, as human hand masks do; their composites inherit it); the synthetic clips keep the "
+        "forearm that their labels include",
+    )
+    ap.add_argument(
         "--calibrate-args",
         default="--size 256 --flip --no-grow",
         help="extra 'cohesiv calibrate' options (default '--size 256 --flip --no-grow': the synthetic clips' "
@@ -274,14 +282,16 @@ def main() -> None:
     log = w / "commands.log"
     times: dict[str, float] = {}
     pseudo_args = shlex.split(a.pseudo_args)
-    check_pseudo_args(w, pseudo_args)
+    real_extra = ["--stop-at-wrist"] if a.stop_at_wrist else []
+    real_args = pseudo_args + real_extra
+    check_pseudo_args(w, pseudo_args + (["(real clips:)", *real_extra] if real_extra else []))
 
     datasets = []
     if not a.no_real:
         clips = find_clips(a.data)
         if not clips:
             sys.exit(f"{a.data}: no video files (set --data or COHESIV_DATA)")
-        datasets += real_datasets(clips, w, log, times, pseudo_args)
+        datasets += real_datasets(clips, w, log, times, real_args)
         if a.composites:
             comp = w / (f"composite-{a.composites}" + (f"-skin{a.skin:g}" if a.skin else ""))
             if not (w / f"{comp.name}.done").exists():

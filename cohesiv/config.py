@@ -269,6 +269,11 @@ class PseudoLabelConfig:
             ``"grabcut"``, each hand cut out of the frame by GrabCut seeded by its points (beyond [C];
             follows the hand's outline, so the hand targets stop at its edge;
             :func:`cohesiv.responsibility.masks.grabcut_hand_mask`). A person-mask folder wins over both.
+        stop_at_wrist: mark every 21-keypoint hand of the written dataset ``"stop_at_wrist": true`` in
+            the manifest, and training then labels its forearm past the wrist background
+            (:func:`cohesiv.responsibility.masks.stop_at_wrist`), as human hand masks stop at the wrist
+            (beyond [C]; off by default). The stored maps keep everything that moved with the hand, so
+            ``cohesiv composite`` still pastes a hand with its forearm. ``cohesiv pseudolabel`` only.
     """
 
     offsets: tuple[int, ...] = (-3, -2, -1, 1, 2, 3)
@@ -285,6 +290,7 @@ class PseudoLabelConfig:
     smoothing_radius: float = 0.02
     separate_hands: bool = False
     person_rule: str = "hull"
+    stop_at_wrist: bool = False
 
     def __post_init__(self) -> None:
         """Validate the values (ValueError names the field)."""

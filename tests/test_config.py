@@ -153,6 +153,7 @@ def test_dataset_json_keeps_its_flat_keys_in_their_order():
         "flow", "flow_preset", "raft_model", "raft_weights",
         "fb_check", "hull_dilation", "forearm", "object_threshold", "smoothing", "smoothing_radius", "separate_hands",
         "person_rule",  # added later: older dataset.json files read without it as "hull"
+        "stop_at_wrist",  # added later: read as False
     ]  # fmt: skip
     d = PseudoLabelConfig(flow="gt", flow_preset="fast").to_dict()
     assert (d["flow"], d["flow_preset"], d["raft_model"], d["raft_weights"]) == ("gt", "fast", "small", None)

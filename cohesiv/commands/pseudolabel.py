@@ -58,6 +58,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--detect-hands", action="store_true", help="detect hands with MediaPipe (cohesiv.hands.detect_hands)"
     )
     add_label_arguments(parser)
+    parser.add_argument(
+        "--stop-at-wrist",
+        action="store_true",
+        help="the hand ends at the wrist, as human hand masks do: training labels the forearm past the wrist "
+        "of each 21-keypoint hand background (the stored maps are unchanged; for real video)",
+    )
     parser.add_argument("--frames", metavar="SPEC", help="frames to label: start:stop:step or 0,10,20")
     parser.add_argument(
         "--person-masks",
@@ -288,7 +294,7 @@ def run(args: argparse.Namespace) -> int:
         shard = parse_shard(args.shard)
     except ValueError as e:
         raise CohesivError(str(e)) from None
-    config = label_config(args)
+    config = dataclasses.replace(label_config(args), stop_at_wrist=args.stop_at_wrist)
 
     clips = []
     for c in args.clips:

@@ -42,8 +42,9 @@ from cohesiv.errors import InputError
 from cohesiv.eval.driver import FrameContext, HOSPrediction, iter_scored_frames
 from cohesiv.eval.metrics import HOSMeter, all_gt, mask_stats, reduce_stats
 from cohesiv.io import Hand
-from cohesiv.io.dataset import clip_name, read_manifest, read_sample, sample_id, sidecar_path
+from cohesiv.io.dataset import clip_name, read_manifest, read_sample, sample_id, sidecar_path, wrist_points
 from cohesiv.responsibility.labeler import PseudoLabelConfig, label_frame, usable_offsets
+from cohesiv.responsibility.masks import stop_at_wrist
 
 #: Default frame offsets of [C] (±1, ±2, ±3) for the responsibility baseline.
 RESPONSIBILITY_OFFSETS = (-3, -2, -1, 1, 2, 3)
@@ -342,6 +343,9 @@ class PseudoLabelDataset:
                 self.root / entry["sample"],
                 f"sample is {resp.shape[2]}x{resp.shape[1]} but the labeled frame is {w}x{h}",
             )
+        wrist = wrist_points(entry["hands"])
+        if any(p is not None for p in wrist):  # as training reads it
+            resp, person = stop_at_wrist(resp, person, wrist)
         ids = [hd["id"] for hd in entry["hands"]]
         sides = [hd.get("side") for hd in entry["hands"]]
         r[0] = resp[0]

@@ -106,6 +106,19 @@ def read_manifest(dataset: str | Path) -> list[dict]:
     return [entry for _, entry in iter_manifest(dataset)]
 
 
+def wrist_points(hands: list[dict]) -> tuple[np.ndarray | None, ...]:
+    """Per hand entry of a manifest line: its ``(N, 2)`` points when it is marked ``"stop_at_wrist": true``.
+
+    The argument of :func:`cohesiv.responsibility.masks.stop_at_wrist` for that sample's labels.
+
+    Raises:
+        ValueError, KeyError, TypeError: a marked hand without readable points.
+    """
+    return tuple(
+        np.asarray(h["points"], np.float64).reshape(-1, 2) if h.get("stop_at_wrist") else None for h in hands
+    )
+
+
 def rebuild_manifest(dataset: str | Path) -> int:
     """Rewrite ``manifest.jsonl`` (atomically) from the finished samples' sidecars.
 

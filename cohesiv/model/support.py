@@ -8,7 +8,7 @@ the hand was queried with, :func:`support_masks` is the region a hand mask may o
 - the hand's convex hull dilated by ``dilation`` times the hand's size (the pseudo-labels' own hull,
   :data:`cohesiv.responsibility.masks.HULL_DILATION`); and
 - for 21 MediaPipe keypoints, the fingers' side of the wrist: pixels at most ``wrist_margin`` hand
-  lengths beyond the wrist towards the elbow (:func:`cohesiv.responsibility.masks.forearm_direction`).
+  lengths beyond the wrist towards the elbow (:func:`cohesiv.responsibility.masks.wrist_side`).
 
 :func:`restrict_to_support` intersects each hand mask with its hand's support; object masks are
 left as they are (a held object reaches beyond the hand). A hand without points keeps its mask.
@@ -34,39 +34,11 @@ from cohesiv.io import Hand
 from cohesiv.io.predictions import HOSPrediction
 from cohesiv.responsibility.masks import (
     HULL_DILATION,
-    WRIST,
-    forearm_direction,
+    WRIST_MARGIN,
     grabcut_hand_mask,
     hull_mask,
+    wrist_side,
 )
-
-#: How far past the wrist (towards the elbow) a hand mask may reach, in hand lengths (the wrist's
-#: distance to its farthest keypoint): the wrist crease and a little of the wrist itself.
-WRIST_MARGIN = 0.15
-
-
-def wrist_side(points: np.ndarray, size: tuple[int, int], margin: float = WRIST_MARGIN) -> np.ndarray | None:
-    """The fingers' side of the wrist line, up to ``margin`` hand lengths past it.
-
-    Args:
-        points: ``(21, 2)`` MediaPipe keypoints ``(x, y)``.
-        size: ``(W, H)`` of the image.
-        margin: reach past the wrist towards the elbow, in hand lengths.
-
-    Returns:
-        ``(H, W)`` uint8 {0, 1}, or None when the points are not 21 finite keypoints or are degenerate.
-    """
-    pts = np.asarray(points, np.float64).reshape(-1, 2)
-    if len(pts) != 21 or not np.isfinite(pts).all():
-        return None
-    u = forearm_direction(pts)
-    wrist = pts[WRIST]
-    length = float(np.hypot(*(pts - wrist).T).max())
-    if u is None or length < 1e-3:
-        return None
-    w, h = size
-    along = (np.arange(w) - wrist[0])[None, :] * u[0] + (np.arange(h) - wrist[1])[:, None] * u[1]
-    return (along <= margin * length).astype(np.uint8)
 
 
 def support_masks(

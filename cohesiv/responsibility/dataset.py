@@ -608,6 +608,7 @@ def _write_sample(src, name, reader, t, hands, labels, root, config, summary, vi
                 "side": hd.side,
                 "query": [float(hd.query[0]), float(hd.query[1])],
                 "points": [[round(float(x), 3), round(float(y), 3)] for x, y in hd.points],
+                **({"stop_at_wrist": True} if config.stop_at_wrist and len(hd.points) == 21 else {}),
             }
             for hd in hands
         ],

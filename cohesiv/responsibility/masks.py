@@ -111,6 +111,95 @@ def forearm_polygon(
     return np.round(clipped.reshape(-1, 2)).astype(np.int32)
 
 
+#: How far past the wrist (towards the elbow) a hand may reach, in hand lengths (the wrist's distance to its
+#: farthest keypoint): the wrist crease and a little of the wrist itself.
+WRIST_MARGIN = 0.15
+
+
+def wrist_side(points: np.ndarray, size: tuple[int, int], margin: float = WRIST_MARGIN) -> np.ndarray | None:
+    """The fingers' side of the wrist line, up to ``margin`` hand lengths past it.
+
+    Args:
+        points: ``(21, 2)`` MediaPipe keypoints ``(x, y)``.
+        size: ``(W, H)`` of the image.
+        margin: reach past the wrist towards the elbow, in hand lengths.
+
+    Returns:
+        ``(H, W)`` uint8 {0, 1}, or None when the points are not 21 finite keypoints or are degenerate.
+    """
+    pts = np.asarray(points, np.float64).reshape(-1, 2)
+    if len(pts) != 21 or not np.isfinite(pts).all():
+        return None
+    u = forearm_direction(pts)
+    wrist = pts[WRIST]
+    length = float(np.hypot(*(pts - wrist).T).max())
+    if u is None or length < 1e-3:
+        return None
+    w, h = size
+    along = (np.arange(w) - wrist[0])[None, :] * u[0] + (np.arange(h) - wrist[1])[:, None] * u[1]
+    return (along <= margin * length).astype(np.uint8)
+
+
+def forearm_cut(points: np.ndarray, size: tuple[int, int], margin: float = WRIST_MARGIN) -> np.ndarray | None:
+    """A hand's forearm past its wrist: :func:`forearm_polygon` minus :func:`wrist_side`.
+
+    Returns:
+        ``(H, W)`` bool, or None when the points are not 21 usable keypoints (nothing to cut).
+    """
+    band = forearm_polygon(points, size)
+    side = wrist_side(points, size, margin)
+    if band is None or side is None:
+        return None
+    w, h = size
+    cut = np.zeros((h, w), np.uint8)
+    cv2.fillConvexPoly(cut, band, 1)
+    return (cut > 0) & (side == 0)
+
+
+def stop_at_wrist(
+    responsibility: np.ndarray,
+    person: np.ndarray,
+    hand_points: Sequence[np.ndarray | None],
+    margin: float = WRIST_MARGIN,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pseudo-labels whose hands stop at the wrist, as human hand masks do (beyond [C]).
+
+    Everything that moves with a hand is its responsibility, the forearm included; the hand masks of
+    real-image labels (EgoHOS, 100DOH, HOF) stop at the wrist. For each hand given as 21 MediaPipe
+    keypoints, its :func:`forearm_cut` (the forearm band past the wrist, ``margin`` hand lengths
+    beyond it) becomes background: the hand's responsibility there moves to channel 0 and the person
+    mask is cleared there. Other hands' channels and hands without keypoints are left as they are.
+
+    Args:
+        responsibility: ``(N+1, H, W)`` float responsibilities, channel 0 background, summing to 1.
+        person: ``(H, W)`` {0, 1} person mask.
+        hand_points: ``N`` arrays ``(21, 2)`` of ``(x, y)`` keypoints; None (or other points) for a hand
+            left as it is.
+        margin: reach past the wrist, in hand lengths.
+
+    Returns:
+        ``(responsibility float32, person uint8)``, new arrays; the responsibilities still sum to 1.
+
+    Raises:
+        ValueError: shapes that do not match, or not one entry of ``hand_points`` per hand channel.
+    """
+    s = check_shape(responsibility, "C,H,W", "responsibility")
+    check_shape(person, f"{s['H']},{s['W']}", "person")
+    if len(hand_points) != s["C"] - 1:
+        raise ValueError(f"{len(hand_points)} hands for {s['C'] - 1} responsibility channels")
+    r = np.array(responsibility, np.float32)
+    out = (np.asarray(person) != 0).astype(np.uint8)
+    size = (s["W"], s["H"])
+    for k, pts in enumerate(hand_points):
+        cut = None if pts is None else forearm_cut(pts, size, margin)
+        if cut is None:
+            continue
+        r[0][cut] += r[k + 1][cut]
+        r[k + 1][cut] = 0
+        out[cut] = 0
+    return r, out
+
+
 def hull_mask(
     hand_points: Sequence[np.ndarray],
     size: tuple[int, int],

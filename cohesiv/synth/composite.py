@@ -6,7 +6,8 @@ mask near the hand's points), moved by a random similarity (scale, flip, transla
 with a feathered edge, onto the frame of another sample. The new sample keeps the background frame's
 own pseudo-labels, except under the paste, where the pasted hand has responsibility 1, its person
 pixels are person and every pixel is valid: the paste's labels are exact by construction, and both
-its appearance and its background are real. Real unlabeled video is scarce; this multiplies the
+its appearance and its background are real. Hands keep their ``stop_at_wrist`` mark (the pasted one
+its source hand's), so training cuts a pasted forearm at the wrist as it would the original. Real unlabeled video is scarce; this multiplies the
 backgrounds that each real hand is seen against.
 
 With ``skin > 0`` some hands are pasted over a *skin patch* (:func:`skin_patch`): an oval in the
@@ -324,7 +325,7 @@ def _make_one(sources: Sequence[_Source], rng: np.random.Generator, cfg: Composi
         side = hands[k].get("side")
         if flipped and side in ("left", "right"):
             side = "right" if side == "left" else "left"
-        return out, fg_src, bg_src, side
+        return out, fg_src, bg_src, side, bool(hands[k].get("stop_at_wrist"))
     return None
 
 
@@ -390,7 +391,7 @@ def write_composites(
         if made is None:
             atomic_write_text(side_path, json.dumps({"skipped": "no cut-out fitted"}))
             continue
-        arrays, fg_src, bg_src, side = made
+        arrays, fg_src, bg_src, side, wrist = made
         h, w = arrays["person"].shape
         bg_hands = bg_src.entry["hands"]
         entry = {
@@ -407,6 +408,7 @@ def write_composites(
                     "side": side,
                     "query": [float(v) for v in arrays["query"]],
                     "points": [[round(float(x), 3), round(float(y), 3)] for x, y in arrays["points"]],
+                    **({"stop_at_wrist": True} if wrist else {}),
                 },
             ],
         }

@@ -3,10 +3,13 @@
 A pseudo-label dataset is a folder written by ``cohesiv pseudolabel`` (docs/INTERFACES.md)::
 
     manifest.jsonl      one JSON line per sample: id, clip, frame, image, sample, size [W, H],
-                        hands [{id, side, query [x, y], points}]
+                        hands [{id, side, query [x, y], points, stop_at_wrist (optional)}]
     images/<id>.png     the frame, (H, W, 3) uint8 RGB
     samples/<id>.npz    responsibility float16 (N+1, H, W) (channel k = hands[k-1]),
                         person uint8 (H, W), valid uint8 (H, W)
+
+A hand marked ``stop_at_wrist`` (``cohesiv pseudolabel --stop-at-wrist``) has its forearm past the wrist
+read as background (:func:`cohesiv.responsibility.masks.stop_at_wrist`) when the sample is loaded.
 
 Augmentation is a pure function of the sample and a NumPy generator; the generator of a sample is
 derived from ``(seed, epoch, index)`` (:func:`sample_rng`), and the order of the samples from
@@ -31,8 +34,9 @@ from torch import Tensor
 
 from cohesiv.config import AugmentConfig
 from cohesiv.errors import InputError
-from cohesiv.io.dataset import MANIFEST_FILE, iter_manifest, read_sample
+from cohesiv.io.dataset import MANIFEST_FILE, iter_manifest, read_sample, wrist_points
 from cohesiv.io.images import read_image
+from cohesiv.responsibility.masks import stop_at_wrist
 
 #: ImageNet normalisation of the network input.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -119,6 +123,8 @@ class _Entry:
     sample: str
     queries: tuple[tuple[float, float], ...]
     sides: tuple[str | None, ...]
+    #: per hand: its keypoints when its manifest entry says ``"stop_at_wrist": true``, else None
+    wrist_points: tuple[np.ndarray | None, ...] = ()
 
 
 class PseudoLabelDataset:
@@ -186,6 +192,8 @@ class PseudoLabelDataset:
                 f"the image ({h}, {w}) with {n} hands (expected ({n + 1}, {h}, {w}))",
             )
         queries = np.asarray(e.queries, dtype=np.float32).reshape(n, 2)
+        if any(p is not None for p in e.wrist_points):
+            resp, person = stop_at_wrist(resp, person, e.wrist_points)
         return Sample(
             image=image,
             responsibility=resp,
@@ -206,7 +214,8 @@ def _read_manifest(root: Path) -> list[_Entry]:
             hands = d.get("hands", [])
             queries = tuple((float(h["query"][0]), float(h["query"][1])) for h in hands)
             sides = tuple(h.get("side") for h in hands)
-            out.append(_Entry(root, str(d["id"]), str(d["image"]), str(d["sample"]), queries, sides))
+            wrist = wrist_points(hands)
+            out.append(_Entry(root, str(d["id"]), str(d["image"]), str(d["sample"]), queries, sides, wrist))
         except (ValueError, KeyError, TypeError, IndexError) as err:
             raise InputError(manifest, f"line {lineno}: malformed sample entry ({err!r})") from None
     if not out:

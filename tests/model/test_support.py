@@ -1,5 +1,8 @@
 """Hand support: a hand mask is kept inside its hand's dilated hull, on the fingers' side of the wrist."""
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -8,17 +11,10 @@ from cohesiv.io.predictions import HOSPrediction
 from cohesiv.model.support import restrict_to_support, support_masks, wrist_side
 from cohesiv.responsibility.masks import GRABCUT_REACH, hull_mask
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from hand_shapes import hand_up as _hand_up  # noqa: E402
+
 W, H = 120, 100
-
-
-def _hand_up(wrist=(60.0, 70.0), size=40.0):
-    """21 MediaPipe-ordered keypoints of a hand pointing up: wrist at the bottom, fingers above it."""
-    pts = [np.asarray(wrist)]
-    for f in range(5):
-        base = pts[0] + (0.0, -0.45 * size) + ((f - 2) * 0.15 * size, 0.0)
-        for j in range(1, 5):
-            pts.append(base + (0.0, -0.13 * size * (j - 1)))
-    return np.array(pts)
 
 
 def _hand(points, query=None):

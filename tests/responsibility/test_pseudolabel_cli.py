@@ -98,3 +98,41 @@ def test_pseudolabel_person_rule_grabcut_on_a_synth_clip(tmp_path, capsys):
             inter, union = inter + (person & hand).sum(), union + (person | hand).sum()
         ious[rule] = inter / union
     assert ious["grabcut"] > ious["hull"] + 0.05, ious
+
+
+def test_pseudolabel_stop_at_wrist_marks_the_hands_and_training_cuts_their_forearms(tmp_path, capsys):
+    """--stop-at-wrist stores the same maps, marks the 21-keypoint hands, and loading cuts at the wrist."""
+    synth = pytest.importorskip("cohesiv.synth")
+    from cohesiv.io.dataset import wrist_points
+    from cohesiv.responsibility.masks import forearm_cut
+    from cohesiv.train.data import PseudoLabelDataset
+
+    synth.generate_dataset(tmp_path / "synth", clips=1, frames=5, size=(128, 96), seed=4, progress=False)
+    clip = tmp_path / "synth" / "clip_0000"
+    outs = {}
+    for flag in ([], ["--stop-at-wrist"]):
+        out = outs[bool(flag)] = tmp_path / f"ds{len(flag)}"
+        args = ["pseudolabel", str(clip), "--out", str(out), "--flow", "gt", "--forearm", *flag, "--quiet"]
+        assert main(args) == 0, capsys.readouterr().err
+        assert json.loads((out / "dataset.json").read_text())["config"]["stop_at_wrist"] is bool(flag)
+    plain, marked = (read_manifest(outs[k]) for k in (False, True))
+    assert [e["id"] for e in plain] == [e["id"] for e in marked]
+    assert all(h.get("stop_at_wrist") for e in marked for h in e["hands"])  # synthetic hands: 21 keypoints
+    assert not any("stop_at_wrist" in h for e in plain for h in e["hands"])
+    for e in marked:  # the stored maps do not change
+        with np.load(outs[False] / e["sample"]) as a, np.load(outs[True] / e["sample"]) as b:
+            for k in a.files:
+                np.testing.assert_array_equal(a[k], b[k])
+    loaded = {k: PseudoLabelDataset([outs[k]]) for k in outs}
+    cut_pixels = 0
+    for i, e in enumerate(marked):
+        a, b = loaded[False].load(i), loaded[True].load(i)
+        h, w = a.person.shape
+        cut = np.zeros((h, w), bool)
+        for pts in wrist_points(e["hands"]):
+            cut |= forearm_cut(pts, (w, h))
+        np.testing.assert_array_equal(b.person[~cut], a.person[~cut])
+        assert not b.person[cut].any() and not b.responsibility[1:, cut].any()
+        np.testing.assert_allclose(b.responsibility.sum(0), 1, atol=2e-3)
+        cut_pixels += int(a.person[cut].sum())
+    assert cut_pixels > 0  # the forearm band was person, and is no longer

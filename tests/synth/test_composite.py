@@ -187,3 +187,29 @@ def test_skin_off_reproduces_the_composites_and_old_folders_are_read_as_skin_off
     b = sorted((tmp_path / "b" / "images").glob("*.png"))
     assert [p.read_bytes() for p in a] != [p.read_bytes() for p in b]  # the patches are drawn
     assert main(["composite", str(srcs[0]), "--out", str(tmp_path / "c"), "--skin", "1.5"]) == 2
+
+
+def test_composites_keep_the_stop_at_wrist_mark_of_their_hands(tmp_path):
+    """A pasted hand is marked when its source hand is, and the background's hands keep their marks."""
+    srcs = [write_dataset(tmp_path / f"d{i}", n=6, size=64, seed=i) for i in range(2)]
+    manifest = srcs[0] / "manifest.jsonl"  # mark every hand of the first source
+    lines = [json.loads(line) for line in manifest.read_text().splitlines()]
+    for e in lines:
+        e["id"] = "marked-" + e["id"]  # the two sources' ids differ, so each composite names its sources
+        for h in e["hands"]:
+            h["stop_at_wrist"] = True
+    manifest.write_text("".join(json.dumps(e) + "\n" for e in lines))
+    out = tmp_path / "comp"
+    n = write_composites(srcs, out, 12, seed=1, config=CompositeConfig(max_area=0.6), progress=False)
+    assert n > 0
+    kinds = set()
+    for line in (out / "manifest.jsonl").read_text().splitlines():
+        e = json.loads(line)
+        fg, bg = e["clip"].removeprefix("composite of ").split(" onto ")
+        fg_marked = any(fg == x["id"] for x in lines)
+        bg_marked = any(bg == x["id"] for x in lines)
+        *bg_hands, pasted = e["hands"]
+        assert bool(pasted.get("stop_at_wrist")) == fg_marked
+        assert all(bool(h.get("stop_at_wrist")) == bg_marked for h in bg_hands)
+        kinds.add((fg_marked, bg_marked))
+    assert len(kinds) > 1  # both kinds of source were drawn
