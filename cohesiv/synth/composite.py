@@ -6,9 +6,9 @@ mask near the hand's points), moved by a random similarity (scale, flip, transla
 with a feathered edge, onto the frame of another sample. The new sample keeps the background frame's
 own pseudo-labels, except under the paste, where the pasted hand has responsibility 1, its person
 pixels are person and every pixel is valid: the paste's labels are exact by construction, and both
-its appearance and its background are real. Hands keep their ``stop_at_wrist`` mark (the pasted one
-its source hand's), so training cuts a pasted forearm at the wrist as it would the original. Real unlabeled video is scarce; this multiplies the
-backgrounds that each real hand is seen against.
+its appearance and its background are real. Real unlabeled video is scarce; this multiplies the
+backgrounds that each real hand is seen against. Hands keep their ``stop_at_wrist`` mark (the pasted one
+its source hand's), so training cuts a pasted forearm at the wrist as it would the original.
 
 With ``skin > 0`` some hands are pasted over a *skin patch* (:func:`skin_patch`): an oval in the
 colours of the pasted hand's own skin, with smooth shading, that the hand overlaps, labelled
