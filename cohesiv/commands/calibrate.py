@@ -80,7 +80,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
             "tolerance",
         ),
     )
-    p.add_argument("--no-grow", action="store_true", help="do not try the hand-growing read-out (tau_g)")
+    p.add_argument(
+        "--no-grow",
+        action="store_true",
+        help="do not try the hand-growing read-out (tau_g): use it when the validation hands include the forearm "
+        "(as cohesiv synth's do) but the masks you want stop at the wrist (human labels of real photos); "
+        "growing wins on the former and spreads hands over forearms and faces on the latter",
+    )
     p.add_argument(
         "--no-open",
         action="store_true",
