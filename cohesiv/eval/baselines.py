@@ -343,9 +343,7 @@ class PseudoLabelDataset:
                 self.root / entry["sample"],
                 f"sample is {resp.shape[2]}x{resp.shape[1]} but the labeled frame is {w}x{h}",
             )
-        wrist = wrist_points(entry["hands"])
-        if any(p is not None for p in wrist):  # as training reads it
-            resp, person = stop_at_wrist(resp, person, wrist)
+        resp, person = stop_at_wrist(resp, person, wrist_points(entry["hands"]))  # as training reads it
         ids = [hd["id"] for hd in entry["hands"]]
         sides = [hd.get("side") for hd in entry["hands"]]
         r[0] = resp[0]

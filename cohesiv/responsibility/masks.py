@@ -178,11 +178,14 @@ def stop_at_wrist(
         margin: reach past the wrist, in hand lengths.
 
     Returns:
-        ``(responsibility float32, person uint8)``, new arrays; the responsibilities still sum to 1.
+        ``(responsibility float32, person uint8)``, new arrays (the inputs themselves, unchecked, when
+        no hand has points); the responsibilities still sum to 1.
 
     Raises:
         ValueError: shapes that do not match, or not one entry of ``hand_points`` per hand channel.
     """
+    if all(p is None for p in hand_points):  # the common case when loading: no hand is marked
+        return responsibility, person
     s = check_shape(responsibility, "C,H,W", "responsibility")
     check_shape(person, f"{s['H']},{s['W']}", "person")
     if len(hand_points) != s["C"] - 1:

@@ -124,7 +124,7 @@ class _Entry:
     queries: tuple[tuple[float, float], ...]
     sides: tuple[str | None, ...]
     #: per hand: its keypoints when its manifest entry says ``"stop_at_wrist": true``, else None
-    wrist_points: tuple[np.ndarray | None, ...] = ()
+    wrist_points: tuple[np.ndarray | None, ...]
 
 
 class PseudoLabelDataset:
@@ -192,8 +192,7 @@ class PseudoLabelDataset:
                 f"the image ({h}, {w}) with {n} hands (expected ({n + 1}, {h}, {w}))",
             )
         queries = np.asarray(e.queries, dtype=np.float32).reshape(n, 2)
-        if any(p is not None for p in e.wrist_points):
-            resp, person = stop_at_wrist(resp, person, e.wrist_points)
+        resp, person = stop_at_wrist(resp, person, e.wrist_points)
         return Sample(
             image=image,
             responsibility=resp,
